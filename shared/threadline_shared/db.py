@@ -1,0 +1,79 @@
+"""PostgreSQL helpers: the connection pool and the startup schema check.
+
+Services need the schema at :data:`REQUIRED_SCHEMA_VERSION` or newer; bump it together with the migration
+that a service starts to depend on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+import orjson
+
+REQUIRED_SCHEMA_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+
+class SchemaTooOld(Exception):
+    """The database schema is older than this code needs."""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    """A pool whose connections encode and decode json/jsonb with orjson."""
+    pool = await asyncpg.create_pool(
+        database_url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs
+    )
+    assert pool is not None
+    return pool
+
+
+async def schema_version(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The highest applied migration, 0 when none is."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return 0
+    version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+    return int(version)
+
+
+async def check_schema(
+    database_url: str, *, required: int = REQUIRED_SCHEMA_VERSION, wait_seconds: float = 15
+) -> int:
+    """Wait up to ``wait_seconds`` for the database, then insist on schema ``required`` or newer.
+
+    Raises :class:`SchemaTooOld` or the last connection error, with a message an operator can act on.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        try:
+            conn = await asyncpg.connect(database_url, timeout=5)
+            break
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            if loop.time() >= deadline:
+                raise ConnectionError(f"cannot reach the database: {exc}") from exc
+            log.warning("database not reachable yet: %s", exc)
+            await asyncio.sleep(0.5)
+    try:
+        version = await schema_version(conn)
+    finally:
+        await conn.close()
+    if version < required:
+        raise SchemaTooOld(
+            f"database schema is at version {version}, this service needs {required}: "
+            "run `threadline-migrate` (or `python3 dev.py run`, which migrates)"
+        )
+    return version

@@ -1,0 +1,91 @@
+"""The event-log writer: the only place durable events are written (contract 6.4, DESIGN 2).
+
+Call :func:`append_events` inside the transaction that changes state. It takes the conversation's next
+sequence numbers with ``UPDATE conversations SET last_seq = last_seq + n ... RETURNING`` (the row lock held to
+commit serialises writers of one conversation, so numbers are gapless and commit-ordered), inserts the rows
+with the envelope JSON encoded once, and queues ``NOTIFY tl_events, '<conversation_id>:<top seq>'``, which
+PostgreSQL delivers on commit and drops on rollback. The notification carries ids only, never rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+import asyncpg
+
+EVENTS_CHANNEL = "tl_events"
+
+_INSERT = """
+INSERT INTO event_log (conversation_id, seq, type, envelope, audience_user_id)
+SELECT $1, e.seq, e.type, e.envelope, e.audience
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::uuid[])
+     WITH ORDINALITY AS e(seq, type, envelope, audience, n)
+ORDER BY e.n
+"""
+
+
+class EventLike(Protocol):
+    """A stream event envelope (``threadline_shared.dto.events``): its ``type`` and its JSON."""
+
+    @property
+    def type(self) -> str: ...
+
+    def to_json(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One durable event for the log; ``audience_user_id`` None means every participant."""
+
+    event: EventLike
+    audience_user_id: UUID | None = None
+
+
+class ConversationNotFound(LookupError):
+    """The conversation to append to does not exist."""
+
+
+def notify_payload(conversation_id: UUID, top_seq: int) -> str:
+    return f"{conversation_id}:{top_seq}"
+
+
+def parse_notify_payload(payload: str) -> tuple[UUID, int]:
+    """Inverse of :func:`notify_payload`; raises ValueError on anything else."""
+    conversation, _, seq = payload.partition(":")
+    return UUID(conversation), int(seq)
+
+
+async def append_events(
+    conn: asyncpg.Connection, conversation_id: UUID, entries: Sequence[LogEntry]
+) -> list[int]:
+    """Append ``entries`` in order with consecutive sequence numbers; return those numbers.
+
+    Must run inside the caller's transaction: the events commit (and the doorbell rings) with the state change
+    or not at all.
+    """
+    if not entries:
+        return []
+    if not conn.is_in_transaction():
+        raise RuntimeError("append_events must run inside the transaction of the state change")
+    top = await conn.fetchval(
+        "UPDATE conversations SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
+        conversation_id,
+        len(entries),
+    )
+    if top is None:
+        raise ConversationNotFound(str(conversation_id))
+    first = top - len(entries) + 1
+    seqs = list(range(first, top + 1))
+    await conn.execute(
+        _INSERT,
+        conversation_id,
+        seqs,
+        [entry.event.type for entry in entries],
+        [entry.event.to_json().decode() for entry in entries],
+        [entry.audience_user_id for entry in entries],
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, notify_payload(conversation_id, top))
+    return seqs

@@ -1,0 +1,65 @@
+"""Identifiers and tokens (contract 1.2).
+
+:func:`uuid7` makes RFC 9562 UUIDv7 message ids that increase strictly within a process, even within one
+millisecond (a 12-bit counter in ``rand_a``; on overflow the timestamp advances by one millisecond).
+Tokens are base64url without padding from :mod:`secrets`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import threading
+import time
+from uuid import UUID
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def uuid7(now_ms: int | None = None) -> UUID:
+    """A new UUIDv7, strictly greater than every one this process made before."""
+    global _last_ms, _counter
+    with _lock:
+        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        if ms > _last_ms:
+            _last_ms = ms
+            _counter = secrets.randbits(11)  # leave headroom for same-millisecond ids
+        else:
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms += 1
+                _counter = 0
+        ms, counter = _last_ms, _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+    return UUID(int=value)
+
+
+def uuid7_time_ms(value: UUID) -> int:
+    """The Unix milliseconds embedded in a UUIDv7."""
+    return value.int >> 80
+
+
+def path_label(message_id: UUID) -> str:
+    """``m`` + the 32 lowercase hex digits of the id (contract 1.2)."""
+    return "m" + message_id.hex
+
+
+def new_token(n_bytes: int) -> str:
+    """A base64url token without padding from ``n_bytes`` random bytes."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(n_bytes)).rstrip(b"=").decode("ascii")
+
+
+def session_token() -> str:
+    return new_token(32)
+
+
+def csrf_token() -> str:
+    return new_token(16)
+
+
+def invite_token() -> str:
+    return new_token(32)

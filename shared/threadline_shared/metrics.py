@@ -1,0 +1,37 @@
+"""Prometheus metrics of contract 2.5, defined once for every process, and the ``/metrics`` endpoint."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+HTTP_REQUESTS = Counter(
+    "threadline_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "threadline_http_request_duration_seconds",
+    "HTTP request duration",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+RATE_LIMIT_DECISIONS = Counter(
+    "threadline_rate_limit_decisions_total", "Rate-limit decisions", ["profile", "result"]
+)
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "threadline_rate_limit_fail_open_total", "Requests allowed because Redis failed", ["profile"]
+)
+STREAM_CONNECTIONS = Gauge("threadline_stream_connections", "Open SSE connections")
+STREAM_EVENTS_SENT = Counter("threadline_stream_events_sent_total", "Events written to streams", ["type"])
+STREAM_EVENTS_DROPPED = Counter(
+    "threadline_stream_events_dropped_total", "Events dropped for slow consumers", ["type"]
+)
+STREAM_CLOSED = Counter("threadline_stream_closed_total", "Streams closed by the server", ["reason"])
+ASSISTANT_JOBS = Counter("threadline_assistant_jobs_total", "Assistant jobs finished", ["finish_reason"])
+
+# Prometheus text format 0.0.4, as the contract names it.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=METRICS_CONTENT_TYPE)

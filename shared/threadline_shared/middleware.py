@@ -1,0 +1,171 @@
+"""Pure ASGI middleware every HTTP service installs (outermost first):
+
+- :class:`RequestContextMiddleware`: ``X-Request-ID`` (echoed when valid, else a new UUID), the security
+  headers of contract 1.8, request metrics and one structured access-log line per request;
+- :class:`CorsMiddleware`: exact-origin CORS with credentials (contract 2.4);
+- :class:`BodyLimitMiddleware`: counts body bytes as they are read and raises 413 past the limit. The
+  ``Content-Length`` fast path runs in :func:`threadline_shared.routes.api_route` after routing, so that
+  404/405 win over 413 as contract 1.7 orders them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from threadline_shared.errors import InvalidRequest, PayloadTooLarge
+from threadline_shared.logs import request_id_var
+from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
+from threadline_shared.problem import problem_bytes
+
+access_log = logging.getLogger("threadline.access")
+
+_VALID_REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: logged at debug only
+CORS_ALLOW_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_ALLOW_HEADERS = b"Content-Type, Authorization, X-CSRF-TOKEN, X-Request-ID, Last-Event-ID"
+CORS_EXPOSE_HEADERS = (
+    b"X-Session-Rotated, X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
+    b"X-RateLimit-Profile, Retry-After"
+)
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's path template, for metrics; ``unmatched`` keeps label cardinality bounded."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = header(scope, b"x-request-id")
+        request_id = given if given and _VALID_REQUEST_ID.match(given) else str(uuid.uuid4()).encode()
+        token = request_id_var.set(request_id.decode())
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id))
+                headers.extend(SECURITY_HEADERS)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_label(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            HTTP_DURATION.labels(self.service, method, route).observe(elapsed)
+            access_log.log(
+                logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO,
+                "request",
+                extra={"method": method, "path": scope["path"], "status": status,
+                       "duration_ms": round(elapsed * 1000, 2)},
+            )  # fmt: skip
+            request_id_var.reset(token)
+
+
+class CorsMiddleware:
+    def __init__(self, app: ASGIApp, origins: Iterable[str]) -> None:
+        self.app = app
+        self.origins = frozenset(origin.encode() for origin in origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = header(scope, b"origin") if scope["type"] == "http" else None
+        if origin is None:
+            await self.app(scope, receive, send)
+            return
+        allowed = origin in self.origins
+        is_preflight = (
+            scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method") is not None
+        )
+        if is_preflight:
+            await self._preflight(origin, allowed, send)
+            return
+        if not allowed:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"access-control-allow-origin", origin),
+                    (b"access-control-allow-credentials", b"true"),
+                    (b"access-control-expose-headers", CORS_EXPOSE_HEADERS),
+                    (b"vary", b"Origin"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    @staticmethod
+    async def _preflight(origin: bytes, allowed: bool, send: Send) -> None:
+        if not allowed:
+            status, headers, body = problem_bytes(InvalidRequest("CORS origin not allowed"))
+        else:
+            status, body = 204, b""
+            headers = [
+                (b"access-control-allow-origin", origin),
+                (b"access-control-allow-credentials", b"true"),
+                (b"access-control-allow-methods", CORS_ALLOW_METHODS),
+                (b"access-control-allow-headers", CORS_ALLOW_HEADERS),
+                (b"access-control-max-age", b"600"),
+                (b"vary", b"Origin"),
+            ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge()
+            return message
+
+        await self.app(scope, counting_receive, send)

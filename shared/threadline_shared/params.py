@@ -1,0 +1,79 @@
+"""Reading requests: path and query parameters (400) and JSON bodies (415, 400, 422), contract 1.1-1.7."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from threadline_shared.dto.base import parse_uuid
+from threadline_shared.errors import InvalidRequest, UnsupportedMediaType, ValidationFailed, field_errors
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_DECIMAL = re.compile(r"^[0-9]+$")
+
+
+def path_uuid(request: Request, name: str) -> UUID:
+    """A UUID path parameter; 400 ``invalid_request`` when malformed."""
+    try:
+        return parse_uuid(request.path_params[name])
+    except ValueError:
+        raise InvalidRequest.for_field(name, "must be a hyphenated UUID") from None
+
+
+def query_int(request: Request, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
+    """An integer query parameter ≥ ``minimum``; larger than ``maximum`` is clamped (contract 1.6)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _DECIMAL.match(raw) or int(raw) < minimum:
+        raise InvalidRequest.for_field(name, f"must be an integer >= {minimum}")
+    value = int(raw)
+    return min(value, maximum) if maximum is not None else value
+
+
+def query_uuid(request: Request, name: str) -> UUID | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_uuid(raw)
+    except ValueError:
+        raise InvalidRequest.for_field(name, "must be a hyphenated UUID") from None
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+async def read_json(request: Request, model: type[ModelT]) -> ModelT:
+    """Parse the body into ``model``: empty body = ``{}``; 415 wrong type; 400 bad JSON; 422 wrong shape."""
+    raw = await request.body()
+    if not raw:
+        data: object = {}
+    else:
+        if not _is_json(request.headers.get("content-type", "")):
+            raise UnsupportedMediaType()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest("malformed JSON body", details=field_errors([("body", str(exc))])) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed.for_field("body", "must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [(_field_name(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        raise ValidationFailed(
+            "request body does not fit " + model.__name__, details=field_errors(errors)
+        ) from None

@@ -1,0 +1,57 @@
+"""Declaring routes: :class:`ApiRoute` is a Starlette ``Route`` that carries its OpenAPI description and
+applies the checks every route needs before its own code runs (the ``Content-Length`` body limit, 413)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from threadline_shared.errors import PayloadTooLarge
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What ``/openapi.json`` says about a route."""
+
+    summary: str
+    request: type[BaseModel] | None = None
+    responses: Mapping[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
+    query: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    auth: bool = False
+    tags: Sequence[str] = ()
+
+
+def _check_declared_length(request: Request) -> None:
+    declared = request.headers.get("content-length")
+    limit: int | None = getattr(request.app.state, "max_body_bytes", None)
+    if declared is not None and limit is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge()
+
+
+class ApiRoute(Route):
+    def __init__(
+        self, path: str, endpoint: Handler, *, methods: Sequence[str], doc: Doc, name: str | None = None
+    ) -> None:
+        async def guarded(request: Request) -> Response:
+            _check_declared_length(request)
+            return await endpoint(request)
+
+        super().__init__(path, guarded, methods=list(methods), name=name or endpoint.__name__)
+        self.doc = doc
+
+
+def api_route(path: str, methods: Sequence[str], doc: Doc) -> Callable[[Handler], ApiRoute]:
+    """Decorator form: ``@api_route("/api/x", ["GET"], Doc("..."))`` turns a handler into an ApiRoute."""
+
+    def wrap(endpoint: Handler) -> ApiRoute:
+        return ApiRoute(path, endpoint, methods=methods, doc=doc)
+
+    return wrap

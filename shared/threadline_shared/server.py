@@ -1,0 +1,50 @@
+"""Running a service: logging, the startup schema check, then uvicorn with uvloop and httptools."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+
+from threadline_shared.db import REQUIRED_SCHEMA_VERSION, SchemaTooOld, check_schema
+from threadline_shared.logs import configure_logging
+from threadline_shared.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def load_settings(settings_type: type[Settings], service: str) -> Settings:
+    """Read settings once at the composition root; exit with the variable's name on a bad value."""
+    try:
+        return settings_type.load(service_name=service)
+    except SettingsError as exc:
+        print(f"threadline-{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def serve(
+    app: Starlette, settings: Settings, service: str, *, required_schema: int = REQUIRED_SCHEMA_VERSION
+) -> None:
+    configure_logging(service, settings.log_level)
+    try:
+        version = asyncio.run(check_schema(settings.database_url, required=required_schema))
+    except (SchemaTooOld, ConnectionError) as exc:
+        log.error("%s: cannot start: %s", service, exc)
+        raise SystemExit(1) from None
+    log.info("%s: schema version %d, listening on %s:%d", service, version, settings.host, settings.port)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
