@@ -46,7 +46,7 @@ def _run(*args: str | Path) -> None:
 
 def ensure_env() -> None:
     """Create .venv and install every package editable, plus the test tools."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         sys.exit("Threadline needs Python 3.11 or newer")
     stamp_file = VENV / ".threadline-stamp"
     stamp = _stamp()

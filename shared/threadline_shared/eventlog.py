@@ -83,7 +83,7 @@ async def append_events(
         _INSERT,
         conversation_id,
         seqs,
-        [entry.event.type for entry in entries],
+        [str(entry.event.type) for entry in entries],
         [entry.event.to_json().decode() for entry in entries],
         [entry.audience_user_id for entry in entries],
     )

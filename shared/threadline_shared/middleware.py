@@ -1,7 +1,8 @@
 """Pure ASGI middleware every HTTP service installs (outermost first):
 
 - :class:`RequestContextMiddleware`: ``X-Request-ID`` (echoed when valid, else a new UUID), the security
-  headers of contract 1.8, request metrics and one structured access-log line per request;
+  headers of contract 1.8, request metrics, one structured access-log line per request, and the generic
+  500 problem for unexpected exceptions (answered here so that it carries the headers too);
 - :class:`CorsMiddleware`: exact-origin CORS with credentials (contract 2.4);
 - :class:`BodyLimitMiddleware`: counts body bytes as they are read and raises 413 past the limit. The
   ``Content-Length`` fast path runs in :func:`threadline_shared.routes.api_route` after routing, so that
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from threadline_shared.errors import InvalidRequest, PayloadTooLarge
+from threadline_shared.errors import InternalError, InvalidRequest, PayloadTooLarge
 from threadline_shared.logs import request_id_var
 from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from threadline_shared.problem import problem_bytes
@@ -66,12 +67,14 @@ class RequestContextMiddleware:
         request_id = given if given and _VALID_REQUEST_ID.match(given) else str(uuid.uuid4()).encode()
         token = request_id_var.set(request_id.decode())
         status = 500
+        response_started = False
         started = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id))
                 headers.extend(SECURITY_HEADERS)
@@ -80,6 +83,16 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Unexpected failures are answered here, inside our headers, with nothing revealed.
+            access_log.exception("unhandled error")
+            if response_started:
+                raise
+            error_status, error_headers, body = problem_bytes(InternalError())
+            await send_with_headers(
+                {"type": "http.response.start", "status": error_status, "headers": error_headers}
+            )
+            await send_with_headers({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - started
             route = route_label(scope)

@@ -1,8 +1,8 @@
 """Rendering errors as problem+json (contract 1.7), for our errors and the framework's.
 
 :func:`exception_handlers` is the one mapping every service installs: :class:`ApiError` renders itself;
-Starlette's ``HTTPException`` (unknown route, wrong method) becomes 404 / 405 with ``Allow``; anything else is
-logged and answered with a generic 500 that reveals no internals.
+Starlette's ``HTTPException`` (unknown route, wrong method) becomes 404 / 405 with ``Allow``. Anything else
+is logged and answered with a generic 500 by :class:`threadline_shared.middleware.RequestContextMiddleware`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from threadline_shared.errors import ApiError, InternalError, MethodNotAllowed, NotFound
+from threadline_shared.errors import ApiError, MethodNotAllowed, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,5 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(error)
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
-    return problem_response(InternalError())
-
-
 def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
-    return {ApiError: _api_error, HTTPException: _http_exception, Exception: _unexpected}
+    return {ApiError: _api_error, HTTPException: _http_exception}

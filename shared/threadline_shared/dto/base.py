@@ -3,7 +3,8 @@
 - :class:`WireModel` is the base of every response DTO and event payload. Dumping it as JSON omits optional
   fields whose value is ``None``, except the names a subclass lists in ``keep_null``.
 - :class:`RequestModel` is the base of every request DTO: unknown fields are ignored, ``null`` means "not
-  given", integers and booleans are strict (``2.5``, ``"2"``, ``"true"`` are rejected).
+  given". Integer and boolean fields are declared ``StrictInt`` / ``StrictBool`` (``dto.fields``) so that
+  ``2.5``, ``"2"``, ``"true"`` are rejected.
 - :data:`Uuid` accepts upper or lower case but only the hyphenated form, and is written lowercase.
 - :data:`Timestamp` is written RFC 3339 UTC with ``Z`` and exactly six fractional digits.
 """
@@ -26,14 +27,16 @@ from pydantic import (
     model_serializer,
 )
 
-_HYPHENATED_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HYPHENATED_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 
 
 def parse_uuid(value: Any) -> UUID:
     """Parse a hyphenated UUID in either case; raise ValueError otherwise."""
     if isinstance(value, UUID):
         return value
-    if isinstance(value, str) and _HYPHENATED_UUID.match(value):
+    if isinstance(value, str) and _HYPHENATED_UUID.fullmatch(value):
         return UUID(value)
     raise ValueError("must be a hyphenated UUID")
 
@@ -66,8 +69,10 @@ class WireModel(BaseModel):
 
     keep_null: ClassVar[frozenset[str]] = frozenset()
 
+    # No return annotation on purpose: with one, pydantic would describe every response as that type in
+    # JSON Schema (and so in /openapi.json) instead of using the model's fields.
     @model_serializer(mode="wrap")
-    def _omit_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _omit_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):  # type: ignore[no-untyped-def]
         data = handler(self)
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v is not None or k in self.keep_null}

@@ -1,0 +1,80 @@
+"""Session fixtures: real PostgreSQL and Redis (started by the suite), a database per test module, and the
+real services as processes for end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.servers import (
+    SuiteServers,
+    create_database,
+    database_name,
+    drop_database,
+    reset_database,
+    start_servers,
+)
+from tests.support.stack import Stack, start_stack
+from threadline_shared.db import create_pool
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteServers]:
+    started = start_servers(tmp_path_factory.mktemp("servers"))
+    try:
+        yield started
+    finally:
+        started.redis.stop()
+        started.postgres.stop()
+
+
+@pytest.fixture(scope="module")
+def database_url(servers: SuiteServers, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database of this test module's own, cloned from the template."""
+    name = database_name(request.module.__name__)
+    url = create_database(servers, name)
+    yield url
+    drop_database(servers, name)
+
+
+@pytest.fixture
+def redis_url(servers: SuiteServers) -> str:
+    return servers.redis_url
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the module's database, left empty (TRUNCATE) after the test."""
+    pool = await create_pool(database_url, min_size=1, max_size=30)
+    try:
+        yield pool
+    finally:
+        async with pool.acquire() as conn:
+            await reset_database(conn)
+        await pool.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """api, streamer, presence and the assistant worker as processes on free ports (THREADLINE_ENV=test)."""
+    started = start_stack(database_url, servers.redis_url, Path(tmp_path_factory.mktemp("stack")))
+    try:
+        yield started
+    finally:
+        started.stop()

@@ -1,0 +1,56 @@
+"""End-to-end: the real service processes on free loopback ports, against the test servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from threadline_devstack.servers import free_port
+from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
+
+
+@dataclass
+class Stack:
+    processes: dict[str, ServiceProcess]
+    log_dir: Path
+
+    def url(self, service: str) -> str:
+        return self.processes[service].url
+
+    def logs(self, service: str) -> str:
+        return (self.log_dir / f"{service}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+
+
+def start_stack(
+    database_url: str, redis_url: str, log_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> Stack:
+    env = service_environment(database_url, redis_url)
+    for key in [k for k in env if k.startswith("THREADLINE_")]:
+        del env[key]  # the developer's own settings must not leak into tests
+    env.update({"THREADLINE_ENV": "test", "THREADLINE_LOG_LEVEL": "info", **(extra_env or {})})
+    env.pop("PYTEST_CURRENT_TEST", None)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = {
+        spec.name: ServiceProcess(spec, free_port(), env, log_path=log_dir / f"{spec.name}.log")
+        for spec in SERVICES
+    }
+    stack = Stack(processes, log_dir)
+    try:
+        for process in processes.values():
+            process.start()
+        for process in processes.values():
+            process.wait_ready(60)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def python_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
