@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.api import Api, running_api
 from tests.support.servers import (
     SuiteServers,
     create_database,
@@ -78,3 +79,11 @@ def stack(
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture
+async def api(pool: asyncpg.Pool, redis: Redis, database_url: str, redis_url: str) -> AsyncIterator[Api]:
+    """The api over real HTTP on the module's database, with a FakeClock (``api.clock``); tables and Redis
+    are emptied after the test."""
+    async with running_api(database_url, redis_url) as running:
+        yield running

@@ -12,8 +12,12 @@ from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 REQUIRED_SCHEMA_VERSION = 1
+
+# A connection as handlers hold it: a plain one or one acquired from a pool.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-import asyncpg
+from threadline_shared.db import Conn
 
 EVENTS_CHANNEL = "tl_events"
 
@@ -58,9 +58,7 @@ def parse_notify_payload(payload: str) -> tuple[UUID, int]:
     return UUID(conversation), int(seq)
 
 
-async def append_events(
-    conn: asyncpg.Connection, conversation_id: UUID, entries: Sequence[LogEntry]
-) -> list[int]:
+async def append_events(conn: Conn, conversation_id: UUID, entries: Sequence[LogEntry]) -> list[int]:
     """Append ``entries`` in order with consecutive sequence numbers; return those numbers.
 
     Must run inside the caller's transaction: the events commit (and the doorbell rings) with the state change

@@ -47,6 +47,16 @@ def query_uuid(request: Request, name: str) -> UUID | None:
         raise InvalidRequest.for_field(name, "must be a hyphenated UUID") from None
 
 
+def client_ip(request: Request) -> str:
+    """The client's IP: ``X-Real-IP`` when THREADLINE_TRUST_PROXY_HEADERS is on (behind the edge), else the
+    TCP peer (contract 2.3)."""
+    if request.app.state.settings.trust_proxy_headers:
+        forwarded = request.headers.get("x-real-ip", "").strip()
+        if forwarded:
+            return forwarded
+    return request.client.host if request.client else "unknown"
+
+
 def _is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json"

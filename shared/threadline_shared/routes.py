@@ -1,5 +1,8 @@
 """Declaring routes: :class:`ApiRoute` is a Starlette ``Route`` that carries its OpenAPI description and
-applies the checks every route needs before its own code runs (the ``Content-Length`` body limit, 413)."""
+runs the checks of contract 1.7 that come before a route's own code, in that order: (routing: 404, 405), the
+``Content-Length`` body limit (413), authentication on protected routes (401, 423, with implicit session
+rotation), CSRF (403). The route's handler then parses its input (400, 415, 422) and applies its own
+checks."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from threadline_shared.auth import apply_rotation, authenticate, check_csrf
 from threadline_shared.errors import PayloadTooLarge
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -26,6 +30,7 @@ class Doc:
     responses: Mapping[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
     query: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     auth: bool = False
+    csrf: bool = False
     tags: Sequence[str] = ()
 
 
@@ -42,7 +47,14 @@ class ApiRoute(Route):
     ) -> None:
         async def guarded(request: Request) -> Response:
             _check_declared_length(request)
-            return await endpoint(request)
+            if doc.auth:
+                principal = await authenticate(request)
+                if doc.csrf:
+                    check_csrf(request, principal)
+            response = await endpoint(request)
+            if doc.auth:
+                apply_rotation(request, response)
+            return response
 
         super().__init__(path, guarded, methods=list(methods), name=name or endpoint.__name__)
         self.doc = doc

@@ -32,6 +32,8 @@ CREATE TABLE sessions (
                             'logout', 'refresh', 'rotated', 'max_sessions',
                             'idle_expired', 'absolute_expired', 'user_disabled')),
     successor_id        uuid REFERENCES sessions (id),
+    -- Wall-clock time of an implicit rotation: requests that arrived before it still run under this session.
+    rotated_wall_at     timestamptz,
     CHECK (expires_at <= absolute_expires_at),
     CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL))
 );

@@ -1,4 +1,4 @@
-"""The api service application: `create_app(settings)` is the composition root tests use too."""
+"""The api service application: ``create_app(settings, clock=...)`` is the composition root tests use too."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
+from threadline_api.accounts import login, users
+from threadline_api.conversations import routes as conversation_routes
 from threadline_api.settings import ApiSettings
 from threadline_shared.app import create_service_app, database_missing
+from threadline_shared.clock import Clock, SystemClock
 from threadline_shared.db import create_pool
+from threadline_shared.limiter import Limiter
 from threadline_shared.redis import create_redis
 
 SERVICE = "api"
@@ -24,14 +28,18 @@ class State(TypedDict):
     settings: ApiSettings
     pool: asyncpg.Pool
     redis: Redis
+    limiter: Limiter
 
 
 def routes() -> list[BaseRoute]:
-    """The service's own routes (the contract's route table, section 2.2)."""
-    return []
+    """The api's routes (contract 2.2)."""
+    return [*users.routes(), *login.routes(), *conversation_routes.routes()]
 
 
-def create_app(settings: ApiSettings) -> Starlette:
+def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlette:
+    """The api. ``clock`` drives sessions and rate limits (tests pass a FakeClock; None = the system clock,
+    and the Redis clock for rate limits)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         pool = await create_pool(
@@ -39,9 +47,15 @@ def create_app(settings: ApiSettings) -> Starlette:
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_max_size,
         )
-        redis = create_redis(settings.redis_url)
+        redis = create_redis(settings.redis_url, timeout_seconds=settings.rate_limit_redis_timeout_ms / 1000)
+        limiter = Limiter(
+            redis,
+            timeout_ms=settings.rate_limit_redis_timeout_ms,
+            enabled=settings.rate_limit_enabled,
+            clock=clock,
+        )
         try:
-            yield {"settings": settings, "pool": pool, "redis": redis}
+            yield {"settings": settings, "pool": pool, "redis": redis, "limiter": limiter}
         finally:
             await redis.aclose()
             await pool.close()
@@ -49,6 +63,8 @@ def create_app(settings: ApiSettings) -> Starlette:
     async def readiness(request: Request) -> list[str]:
         return await database_missing(request.state.pool)
 
-    return create_service_app(
+    app = create_service_app(
         settings, service=SERVICE, routes=routes(), lifespan=lifespan, readiness=readiness
     )
+    app.state.clock = clock or SystemClock()
+    return app

@@ -1,0 +1,1 @@
+"""Accounts: setup, registration, users, login and sessions (contract 3)."""

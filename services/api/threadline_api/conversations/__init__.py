@@ -1,0 +1,1 @@
+"""Conversations, membership and invites (contract 4)."""

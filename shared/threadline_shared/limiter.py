@@ -1,0 +1,127 @@
+"""GCRA rate limiting held in Redis (contract 8.4-8.6, 8.9), decided by one atomic Lua script.
+
+Milliseconds throughout. ``T = 1000 / requests_per_second``; ``tau = (burst - 1) * T``. A missing bucket means
+``TAT = now``; a request at ``now`` is allowed when ``max(TAT, now) - now <= tau`` and then stores
+``TAT = max(TAT, now) + T`` with a TTL of ``TAT - now``. The script reads the Redis clock (``TIME``) unless a
+test passes its own ``now``. If Redis errors or does not answer within the budget, the request is allowed
+without headers and ``threadline_rate_limit_fail_open_total`` counts it (fail open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from threadline_shared.clock import Clock
+from threadline_shared.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "tl:rl:"
+
+_GCRA = """
+local interval = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local now
+if ARGV[3] ~= '' then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = tonumber(stored) end
+local t = math.max(tat, now)
+if t - now > tau then
+  return {0, tostring(tat), tostring(now), tostring(t)}
+end
+local new_tat = t + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
+return {1, tostring(new_tat), tostring(now), tostring(t)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    requests_per_second: float
+    burst: int
+
+    @property
+    def interval_ms(self) -> float:
+        return 1000.0 / self.requests_per_second
+
+    @property
+    def tau_ms(self) -> float:
+        return (self.burst - 1) * self.interval_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    profile: str
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int | None
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-*`` and ``X-RateLimit-Profile`` (8.6), plus ``Retry-After`` on a denial."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+            "X-RateLimit-Profile": self.profile,
+        }
+        if self.retry_after_seconds is not None:
+            headers["Retry-After"] = str(self.retry_after_seconds)
+        return headers
+
+
+def decide(profile: str, rate: Rate, allowed: bool, tat_after: float, now: float, t: float) -> Decision:
+    """Turn the script's answer into the headers' numbers (8.4)."""
+    interval, tau = rate.interval_ms, rate.tau_ms
+    reset = math.ceil(max(0.0, tat_after - now) / 1000)
+    if allowed:
+        remaining = max(0, math.floor((now + tau - tat_after) / interval) + 1)
+        return Decision(True, profile, rate.burst, remaining, reset, None)
+    retry_after = max(1, math.ceil((t - now - tau) / 1000))
+    return Decision(False, profile, rate.burst, 0, reset, retry_after)
+
+
+class Limiter:
+    """One GCRA decision per call; keys are ``tl:rl:<profile>:<route>:<subject>``."""
+
+    def __init__(
+        self, redis: Redis, *, timeout_ms: int, enabled: bool = True, clock: Clock | None = None
+    ) -> None:
+        self.redis = redis
+        self.timeout = timeout_ms / 1000
+        self.enabled = enabled
+        self.clock = clock
+        self._script = redis.register_script(_GCRA)
+
+    async def check(self, profile: str, route: str, subject: str, rate: Rate) -> Decision | None:
+        """The decision, or None when limiting is off or Redis failed (the request is then allowed)."""
+        if not self.enabled:
+            return None
+        now_arg = "" if self.clock is None else repr(self.clock.now().timestamp() * 1000)
+        key = f"{KEY_PREFIX}{profile}:{route}:{subject}"
+        try:
+            answer = await asyncio.wait_for(
+                self._script(keys=[key], args=[repr(rate.interval_ms), repr(rate.tau_ms), now_arg]),
+                self.timeout,
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
+            log.warning("rate limit failed open for %s: %s", profile, exc.__class__.__name__)
+            return None
+        allowed, tat_after, now, t = int(answer[0]), float(answer[1]), float(answer[2]), float(answer[3])
+        decision = decide(profile, rate, bool(allowed), tat_after, now, t)
+        RATE_LIMIT_DECISIONS.labels(profile, "allowed" if decision.allowed else "denied").inc()
+        return decision
