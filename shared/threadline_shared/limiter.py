@@ -1,9 +1,9 @@
 """GCRA rate limiting held in Redis (contract 8.4-8.6, 8.9), decided by one atomic Lua script.
 
-Milliseconds throughout. ``T = 1000 / requests_per_second``; ``tau = (burst - 1) * T``. A missing bucket means
-``TAT = now``; a request at ``now`` is allowed when ``max(TAT, now) - now <= tau`` and then stores
-``TAT = max(TAT, now) + T`` with a TTL of ``TAT - now``. The script reads the Redis clock (``TIME``) unless a
-test passes its own ``now``. If Redis errors or does not answer within the budget, the request is allowed
+``T = 1000 / requests_per_second`` ms; ``tau = (burst - 1) * T`` (in whole microseconds). A missing
+bucket means ``TAT = now``; a request at ``now`` is allowed when ``max(TAT, now) - now <= tau`` and then
+stores ``TAT = max(TAT, now) + T`` with a TTL of ``TAT - now``. The script reads the Redis clock (``TIME``)
+unless a test passes its own ``now``. If Redis errors or does not answer within the budget, the request is allowed
 without headers and ``threadline_rate_limit_fail_open_total`` counts it (fail open).
 """
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "tl:rl:"
 
+# Integer microseconds inside the script, so that sums near 2^50 stay exact in Lua's doubles; the stored TAT
+# is milliseconds with three decimals (contract 7.5).
 _GCRA = """
 local interval = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
@@ -32,17 +34,18 @@ if ARGV[3] ~= '' then
   now = tonumber(ARGV[3])
 else
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local stored = redis.call('GET', KEYS[1])
 local tat = now
-if stored then tat = tonumber(stored) end
+if stored then tat = math.floor(tonumber(stored) * 1000 + 0.5) end
 local t = math.max(tat, now)
 if t - now > tau then
   return {0, tostring(tat), tostring(now), tostring(t)}
 end
 local new_tat = t + interval
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
+local ttl_ms = math.max(1, math.ceil((new_tat - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat / 1000), 'PX', ttl_ms)
 return {1, tostring(new_tat), tostring(now), tostring(t)}
 """
 
@@ -53,12 +56,13 @@ class Rate:
     burst: int
 
     @property
-    def interval_ms(self) -> float:
-        return 1000.0 / self.requests_per_second
+    def interval_us(self) -> int:
+        """T in whole microseconds (rounding error below a microsecond per request)."""
+        return max(1, round(1_000_000 / self.requests_per_second))
 
     @property
-    def tau_ms(self) -> float:
-        return (self.burst - 1) * self.interval_ms
+    def tau_us(self) -> int:
+        return (self.burst - 1) * self.interval_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +87,14 @@ class Decision:
         return headers
 
 
-def decide(profile: str, rate: Rate, allowed: bool, tat_after: float, now: float, t: float) -> Decision:
-    """Turn the script's answer into the headers' numbers (8.4)."""
-    interval, tau = rate.interval_ms, rate.tau_ms
-    reset = math.ceil(max(0.0, tat_after - now) / 1000)
+def decide(profile: str, rate: Rate, allowed: bool, tat_after: int, now: int, t: int) -> Decision:
+    """Turn the script's answer (microseconds) into the headers' numbers (8.4)."""
+    interval, tau = rate.interval_us, rate.tau_us
+    reset = math.ceil(max(0, tat_after - now) / 1_000_000)
     if allowed:
-        remaining = max(0, math.floor((now + tau - tat_after) / interval) + 1)
+        remaining = max(0, (now + tau - tat_after) // interval + 1)
         return Decision(True, profile, rate.burst, remaining, reset, None)
-    retry_after = max(1, math.ceil((t - now - tau) / 1000))
+    retry_after = max(1, math.ceil((t - now - tau) / 1_000_000))
     return Decision(False, profile, rate.burst, 0, reset, retry_after)
 
 
@@ -110,18 +114,18 @@ class Limiter:
         """The decision, or None when limiting is off or Redis failed (the request is then allowed)."""
         if not self.enabled:
             return None
-        now_arg = "" if self.clock is None else repr(self.clock.now().timestamp() * 1000)
+        now_arg = "" if self.clock is None else str(round(self.clock.now().timestamp() * 1_000_000))
         key = f"{KEY_PREFIX}{profile}:{route}:{subject}"
         try:
             answer = await asyncio.wait_for(
-                self._script(keys=[key], args=[repr(rate.interval_ms), repr(rate.tau_ms), now_arg]),
+                self._script(keys=[key], args=[rate.interval_us, rate.tau_us, now_arg]),
                 self.timeout,
             )
         except (RedisError, OSError, TimeoutError) as exc:
             RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
             log.warning("rate limit failed open for %s: %s", profile, exc.__class__.__name__)
             return None
-        allowed, tat_after, now, t = int(answer[0]), float(answer[1]), float(answer[2]), float(answer[3])
+        allowed, tat_after, now, t = (int(float(value)) for value in answer)
         decision = decide(profile, rate, bool(allowed), tat_after, now, t)
         RATE_LIMIT_DECISIONS.labels(profile, "allowed" if decision.allowed else "denied").inc()
         return decision

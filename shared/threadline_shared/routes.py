@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline_shared.auth import apply_rotation, authenticate, check_csrf
-from threadline_shared.errors import PayloadTooLarge
+from threadline_shared.errors import ApiError, PayloadTooLarge
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -32,6 +32,12 @@ class Doc:
     auth: bool = False
     csrf: bool = False
     tags: Sequence[str] = ()
+
+
+def rate_limit_headers(request: Request) -> dict[str, str]:
+    """Headers of the rate-limit decision made for this request, if any (contract 8.6)."""
+    headers: dict[str, str] = getattr(request.state, "rate_limit_headers", None) or {}
+    return headers
 
 
 def _check_declared_length(request: Request) -> None:
@@ -51,7 +57,14 @@ class ApiRoute(Route):
                 principal = await authenticate(request)
                 if doc.csrf:
                     check_csrf(request, principal)
-            response = await endpoint(request)
+            try:
+                response = await endpoint(request)
+            except ApiError as error:
+                # A denial's own rate-limit headers win over those of an earlier, allowed bucket.
+                error.headers = {**rate_limit_headers(request), **error.headers}
+                raise
+            for name, value in rate_limit_headers(request).items():
+                response.headers.setdefault(name, value)
             if doc.auth:
                 apply_rotation(request, response)
             return response

@@ -93,6 +93,7 @@ class Api:
 
 @asynccontextmanager
 async def running_api(database_url: str, redis_url: str, **overrides: Any) -> AsyncIterator[Api]:
+    overrides.setdefault("password_hashing", "fast")
     settings = ApiSettings.load(env="test", database_url=database_url, redis_url=redis_url, **overrides)
     assert isinstance(settings, ApiSettings)
     clock = FakeClock(datetime.now(UTC))

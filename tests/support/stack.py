@@ -33,7 +33,14 @@ def start_stack(
     env = service_environment(database_url, redis_url)
     for key in [k for k in env if k.startswith("THREADLINE_")]:
         del env[key]  # the developer's own settings must not leak into tests
-    env.update({"THREADLINE_ENV": "test", "THREADLINE_LOG_LEVEL": "info", **(extra_env or {})})
+    env.update(
+        {
+            "THREADLINE_ENV": "test",
+            "THREADLINE_LOG_LEVEL": "info",
+            "THREADLINE_PASSWORD_HASHING": "fast",
+            **(extra_env or {}),
+        }
+    )
     env.pop("PYTEST_CURRENT_TEST", None)
     log_dir.mkdir(parents=True, exist_ok=True)
     processes = {

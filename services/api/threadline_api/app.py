@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from threadline_api.accounts import login, users
 from threadline_api.conversations import routes as conversation_routes
+from threadline_api.passwords import Passwords
 from threadline_api.settings import ApiSettings
 from threadline_shared.app import create_service_app, database_missing
 from threadline_shared.clock import Clock, SystemClock
@@ -67,4 +68,5 @@ def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlett
         settings, service=SERVICE, routes=routes(), lifespan=lifespan, readiness=readiness
     )
     app.state.clock = clock or SystemClock()
+    app.state.passwords = Passwords(settings.password_hashing)
     return app

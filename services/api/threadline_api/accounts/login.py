@@ -7,8 +7,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from threadline_api.accounts import repository, throttle
+from threadline_api.accounts.users import passwords
 from threadline_api.accounts.views import login_response, principal_user, session_summary
-from threadline_api.passwords import hash_password, needs_rehash, verify_password
 from threadline_shared.auth import (
     ROTATED_HEADER,
     cleared_cookies,
@@ -39,21 +39,23 @@ def _session_response(
 
 async def login(request: Request) -> Response:
     by_ip = await throttle.check_ip(request, client_ip(request))
+    throttle.remember(request, by_ip)
     body = await read_json(request, LoginRequest)
     pool = request.state.pool
     user = await repository.find_for_login(pool, body.email)
     account = str(user["id"]) if user is not None else body.email.lower()
     by_account = await throttle.check_account(request, account)
-    if not await verify_password(user["password_hash"] if user is not None else None, body.password):
+    throttle.remember(request, throttle.tightest(by_ip, by_account))
+    hasher = passwords(request)
+    if not await hasher.verify(user["password_hash"] if user is not None else None, body.password):
         raise InvalidCredentials()
     assert user is not None
     if user["disabled_at"] is not None:
         raise UserDisabled()
-    if needs_rehash(user["password_hash"]):
-        await repository.update_password_hash(pool, user["id"], await hash_password(body.password))
+    if hasher.needs_rehash(user["password_hash"]):
+        await repository.update_password_hash(pool, user["id"], await hasher.hash(body.password))
     issued = await session_service(request).issue(user)
-    limit = throttle.tightest(by_ip, by_account)
-    return _session_response(request, issued, limit.headers() if limit else None)
+    return _session_response(request, issued)
 
 
 async def _token_principal(request: Request) -> Principal:

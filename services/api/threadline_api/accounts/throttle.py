@@ -43,6 +43,12 @@ async def check_account(request: Request, account: str) -> Decision | None:
     return decision
 
 
+def remember(request: Request, decision: Decision | None) -> None:
+    """Every response of the request, errors included, carries this decision's headers (contract 8.6)."""
+    if decision is not None:
+        request.state.rate_limit_headers = decision.headers()
+
+
 def tightest(*decisions: Decision | None) -> Decision | None:
     """The decision with the fewest requests left: its headers describe the request's limit."""
     made = [decision for decision in decisions if decision is not None]

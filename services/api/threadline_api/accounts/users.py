@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute
 
 from threadline_api.accounts import repository
 from threadline_api.accounts.views import authenticated_user, user_public
-from threadline_api.passwords import hash_password
+from threadline_api.passwords import Passwords
 from threadline_shared.auth import principal_of, require_admin
 from threadline_shared.dto.auth import (
     AdminCreateUserRequest,
@@ -24,6 +24,12 @@ from threadline_shared.params import path_uuid, query_int, read_json
 from threadline_shared.responses import model_response
 from threadline_shared.routes import ApiRoute, Doc
 
+
+def passwords(request: Request) -> Passwords:
+    hasher: Passwords = request.app.state.passwords
+    return hasher
+
+
 USERS_PAGE_DEFAULT, USERS_PAGE_MAX = 20, 100
 QUERY_MAX_CHARS = 64
 TAGS = ("accounts",)
@@ -36,7 +42,7 @@ async def setup_status(request: Request) -> Response:
 async def setup(request: Request) -> Response:
     """The first user, with roles admin and member; 409 once any user exists (racing setups: one wins)."""
     body = await read_json(request, SetupRequest)
-    password_hash = await hash_password(body.password)
+    password_hash = await passwords(request).hash(body.password)
     async with request.state.pool.acquire() as conn, conn.transaction():
         await repository.lock_setup(conn)
         if await repository.any_user_exists(conn):
@@ -62,7 +68,7 @@ async def register(request: Request) -> Response:
         request.state.pool,
         username=body.username,
         email=body.email,
-        password_hash=await hash_password(body.password),
+        password_hash=await passwords(request).hash(body.password),
         display_name=body.display_name,
         roles=["member"],
     )
@@ -76,7 +82,7 @@ async def admin_create_user(request: Request) -> Response:
         request.state.pool,
         username=body.username,
         email=body.email,
-        password_hash=await hash_password(body.password),
+        password_hash=await passwords(request).hash(body.password),
         display_name=body.display_name,
         roles=[role.value for role in body.granted_roles()],
     )
