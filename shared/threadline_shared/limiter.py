@@ -1,10 +1,10 @@
 """GCRA rate limiting held in Redis (contract 8.4-8.6, 8.9), decided by one atomic Lua script.
 
-``T = 1000 / requests_per_second`` ms; ``tau = (burst - 1) * T`` (in whole microseconds). A missing
-bucket means ``TAT = now``; a request at ``now`` is allowed when ``max(TAT, now) - now <= tau`` and then
+``T = 1000 / requests_per_second`` ms and ``tau = (burst - 1) * T``, both in whole microseconds. A missing
+bucket means ``TAT = now``. A request at ``now`` is allowed when ``max(TAT, now) - now <= tau``; it then
 stores ``TAT = max(TAT, now) + T`` with a TTL of ``TAT - now``. The script reads the Redis clock (``TIME``)
-unless a test passes its own ``now``. If Redis errors or does not answer within the budget, the request is allowed
-without headers and ``threadline_rate_limit_fail_open_total`` counts it (fail open).
+unless a test passes its own ``now``. If Redis errors or does not answer within the budget, the request is
+allowed without headers and ``threadline_rate_limit_fail_open_total`` counts it (fail open).
 """
 
 from __future__ import annotations
