@@ -14,28 +14,34 @@ import threading
 import time
 from uuid import UUID
 
-_lock = threading.Lock()
-_last_ms = 0
-_counter = 0
+
+class Uuid7Generator:
+    """Strictly increasing UUIDv7s; one instance per process (:func:`uuid7`), own instances in tests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+
+    def __call__(self, now_ms: int | None = None) -> UUID:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+            if ms > self._last_ms:
+                self._last_ms = ms
+                self._counter = secrets.randbits(11)  # leave headroom for same-millisecond ids
+            else:
+                self._counter += 1
+                if self._counter > 0xFFF:
+                    self._last_ms += 1
+                    self._counter = 0
+            ms, counter = self._last_ms, self._counter
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+        return UUID(int=value)
 
 
-def uuid7(now_ms: int | None = None) -> UUID:
-    """A new UUIDv7, strictly greater than every one this process made before."""
-    global _last_ms, _counter
-    with _lock:
-        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        if ms > _last_ms:
-            _last_ms = ms
-            _counter = secrets.randbits(11)  # leave headroom for same-millisecond ids
-        else:
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_ms += 1
-                _counter = 0
-        ms, counter = _last_ms, _counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-    return UUID(int=value)
+uuid7 = Uuid7Generator()
+"""A new UUIDv7, strictly greater than every one this process made before."""
 
 
 def uuid7_time_ms(value: UUID) -> int:

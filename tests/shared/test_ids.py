@@ -6,7 +6,15 @@ import re
 import time
 from uuid import UUID
 
-from threadline_shared.ids import csrf_token, invite_token, path_label, session_token, uuid7, uuid7_time_ms
+from threadline_shared.ids import (
+    Uuid7Generator,
+    csrf_token,
+    invite_token,
+    path_label,
+    session_token,
+    uuid7,
+    uuid7_time_ms,
+)
 
 
 def test_uuid7_has_version_7_and_the_rfc_variant() -> None:
@@ -23,15 +31,17 @@ def test_uuid7_embeds_the_current_unix_milliseconds() -> None:
 
 
 def test_uuid7_increases_strictly_even_within_one_millisecond() -> None:
-    ids = [uuid7(now_ms=1_700_000_000_000) for _ in range(10_000)]
+    generate = Uuid7Generator()
+    ids = [generate(now_ms=1_700_000_000_000) for _ in range(10_000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(value.version == 7 for value in ids)
 
 
 def test_uuid7_never_goes_backwards_when_the_clock_does() -> None:
-    late = uuid7(now_ms=1_800_000_000_000)
-    early = uuid7(now_ms=1_700_000_000_000)
+    generate = Uuid7Generator()
+    late = generate(now_ms=1_800_000_000_000)
+    early = generate(now_ms=1_700_000_000_000)
     assert early > late
 
 

@@ -114,6 +114,8 @@ CREATE TABLE messages (
 CREATE INDEX messages_tree ON messages (root_id, path);
 CREATE INDEX messages_path_gist ON messages USING gist (path);
 CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at);
+-- Unread counts scan a thread's live messages newer than a watermark.
+CREATE INDEX messages_thread_time ON messages (root_id, created_at) WHERE deleted_at IS NULL;
 
 -- Thread summaries kept on write, for keyset paging on (last_activity_at, root_id) (5.5).
 CREATE TABLE threads (

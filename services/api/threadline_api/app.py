@@ -14,6 +14,8 @@ from starlette.routing import BaseRoute
 
 from threadline_api.accounts import login, users
 from threadline_api.conversations import routes as conversation_routes
+from threadline_api.messages import routes as message_routes
+from threadline_api.messages.posting_limit import PostingRate
 from threadline_api.passwords import Passwords
 from threadline_api.settings import ApiSettings
 from threadline_shared.app import create_service_app, database_missing
@@ -34,7 +36,7 @@ class State(TypedDict):
 
 def routes() -> list[BaseRoute]:
     """The api's routes (contract 2.2)."""
-    return [*users.routes(), *login.routes(), *conversation_routes.routes()]
+    return [*users.routes(), *login.routes(), *conversation_routes.routes(), *message_routes.routes()]
 
 
 def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlette:
@@ -69,4 +71,5 @@ def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlett
     )
     app.state.clock = clock or SystemClock()
     app.state.passwords = Passwords(settings.password_hashing)
+    app.state.posting_rate = PostingRate()
     return app

@@ -1,0 +1,1 @@
+"""Threads and messages: posting, trees, thread lists, edit/delete/restore, chunks, unread (contract 5)."""
