@@ -26,7 +26,12 @@ def load_settings(settings_type: type[Settings], service: str) -> Settings:
 
 
 def serve(
-    app: Starlette, settings: Settings, service: str, *, required_schema: int = REQUIRED_SCHEMA_VERSION
+    app: Starlette,
+    settings: Settings,
+    service: str,
+    *,
+    required_schema: int = REQUIRED_SCHEMA_VERSION,
+    server_class: type[uvicorn.Server] = uvicorn.Server,
 ) -> None:
     configure_logging(service, settings.log_level)
     try:
@@ -35,7 +40,7 @@ def serve(
         log.error("%s: cannot start: %s", service, exc)
         raise SystemExit(1) from None
     log.info("%s: schema version %d, listening on %s:%d", service, version, settings.host, settings.port)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -48,3 +53,4 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=5,
     )
+    server_class(config).run()

@@ -20,6 +20,7 @@ from tests.support.http import serve_app
 from threadline_api.app import create_app
 from threadline_api.settings import ApiSettings
 from threadline_shared.clock import FakeClock
+from threadline_shared.db import QueryLogger
 
 PASSWORD = "correct horse battery staple"
 
@@ -92,10 +93,22 @@ class Api:
 
 
 @asynccontextmanager
-async def running_api(database_url: str, redis_url: str, **overrides: Any) -> AsyncIterator[Api]:
+async def remote_api(url: str) -> AsyncIterator[Api]:
+    """Personas and requests against an api process (end-to-end); its clock is the system's."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        yield Api(url, FakeClock(), ApiSettings.load(env="test"), http)
+
+
+@asynccontextmanager
+async def running_api(
+    database_url: str, redis_url: str, *, query_observer: QueryLogger | None = None, **overrides: Any
+) -> AsyncIterator[Api]:
+    """The api with test settings (``overrides`` replace settings fields); ``query_observer`` sees every SQL
+    query the api runs."""
     overrides.setdefault("password_hashing", "fast")
     settings = ApiSettings.load(env="test", database_url=database_url, redis_url=redis_url, **overrides)
     assert isinstance(settings, ApiSettings)
     clock = FakeClock(datetime.now(UTC))
-    async with serve_app(create_app(settings, clock=clock)) as url, httpx.AsyncClient(base_url=url) as http:
+    app = create_app(settings, clock=clock, query_observer=query_observer)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as http:
         yield Api(url, clock, settings, http)

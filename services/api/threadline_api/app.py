@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
+from uuid import UUID
 
 import asyncpg
 from redis.asyncio import Redis
@@ -20,8 +21,9 @@ from threadline_api.passwords import Passwords
 from threadline_api.settings import ApiSettings
 from threadline_shared.app import create_service_app, database_missing
 from threadline_shared.clock import Clock, SystemClock
-from threadline_shared.db import create_pool
+from threadline_shared.db import QueryLogger, create_pool
 from threadline_shared.limiter import Limiter
+from threadline_shared.presence.posting import clear_typing_after_post
 from threadline_shared.redis import create_redis
 
 SERVICE = "api"
@@ -39,9 +41,17 @@ def routes() -> list[BaseRoute]:
     return [*users.routes(), *login.routes(), *conversation_routes.routes(), *message_routes.routes()]
 
 
-def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlette:
+async def clear_author_typing(request: Request, conversation_id: UUID, author_id: UUID) -> None:
+    """After a post commits: the author's typing entries in the conversation end (contract 5.3, 7.3)."""
+    await clear_typing_after_post(request.state.redis, conversation_id, author_id)
+
+
+def create_app(
+    settings: ApiSettings, *, clock: Clock | None = None, query_observer: QueryLogger | None = None
+) -> Starlette:
     """The api. ``clock`` drives sessions and rate limits (tests pass a FakeClock; None = the system clock,
-    and the Redis clock for rate limits)."""
+    and the Redis clock for rate limits). ``query_observer`` sees every SQL query of the pool (tests count
+    queries per request with it)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -49,6 +59,7 @@ def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlett
             settings.database_url,
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_max_size,
+            query_logger=query_observer,
         )
         redis = create_redis(settings.redis_url, timeout_seconds=settings.rate_limit_redis_timeout_ms / 1000)
         limiter = Limiter(
@@ -72,4 +83,5 @@ def create_app(settings: ApiSettings, *, clock: Clock | None = None) -> Starlett
     app.state.clock = clock or SystemClock()
     app.state.passwords = Passwords(settings.password_hashing)
     app.state.posting_rate = PostingRate()
+    app.state.after_post = clear_author_typing
     return app

@@ -1,21 +1,36 @@
-"""The streamer service application: `create_app(settings)` is the composition root tests use too."""
+"""The streamer application: ``create_app(settings, clock=...)``.
+
+Its lifespan owns, in one TaskGroup, the supervised LISTEN connection, the hub's dispatch loop, the Redis
+pub/sub forwarder, the keepalive/session sweeper and retention. :func:`close_streams` ends every stream
+promptly at shutdown (clients resume elsewhere with ``Last-Event-ID``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TypedDict
 
 import asyncpg
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.routing import BaseRoute
 
 from threadline_shared.app import create_service_app, database_missing
+from threadline_shared.clock import Clock, SystemClock
 from threadline_shared.db import create_pool
 from threadline_shared.redis import create_redis
+from threadline_streamer.connection import CloseReason
+from threadline_streamer.ephemeral import EphemeralForwarder
+from threadline_streamer.hub import Hub
+from threadline_streamer.listener import Listener
+from threadline_streamer.retention import Retention
+from threadline_streamer.routes import routes
 from threadline_streamer.settings import StreamerSettings
+from threadline_streamer.snapshot import Snapshotter
+from threadline_streamer.sweeper import Sweeper
 
 SERVICE = "streamer"
 
@@ -24,14 +39,21 @@ class State(TypedDict):
     settings: StreamerSettings
     pool: asyncpg.Pool
     redis: Redis
+    hub: Hub
+    listener: Listener
+    snapshot: Snapshotter
 
 
-def routes() -> list[BaseRoute]:
-    """The service's own routes (the contract's route table, section 2.2)."""
-    return []
+def close_streams(app: Starlette) -> None:
+    hub: Hub | None = getattr(app.state, "hub", None)
+    if hub is not None:
+        for connection in hub.connections():
+            connection.close(CloseReason.SHUTDOWN)
 
 
-def create_app(settings: StreamerSettings) -> Starlette:
+def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Starlette:
+    clock = clock or SystemClock()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         pool = await create_pool(
@@ -40,15 +62,47 @@ def create_app(settings: StreamerSettings) -> Starlette:
             max_size=settings.database_pool_max_size,
         )
         redis = create_redis(settings.redis_url)
+        hub = Hub(pool)
+        app.state.hub = hub
+        listener = Listener(settings.database_url, hub)
+        forwarder = EphemeralForwarder(redis, hub)
+        sweeper = Sweeper(hub, pool, clock, settings.stream_keepalive_seconds)
+        retention = Retention(
+            pool,
+            clock,
+            interval=settings.event_prune_interval_seconds,
+            max_age=timedelta(hours=settings.event_retention_hours),
+            max_events=settings.event_retention_max_events,
+            batch=settings.event_prune_batch_size,
+        )
         try:
-            yield {"settings": settings, "pool": pool, "redis": redis}
+            async with asyncio.TaskGroup() as tasks:
+                background = [
+                    tasks.create_task(job.run()) for job in (hub, listener, forwarder, sweeper, retention)
+                ]
+                yield {
+                    "settings": settings,
+                    "pool": pool,
+                    "redis": redis,
+                    "hub": hub,
+                    "listener": listener,
+                    "snapshot": Snapshotter(pool, redis),
+                }
+                close_streams(app)
+                for task in background:
+                    task.cancel()
         finally:
             await redis.aclose()
             await pool.close()
 
     async def readiness(request: Request) -> list[str]:
-        return await database_missing(request.state.pool)
+        missing = await database_missing(request.state.pool)
+        if not request.state.listener.connected:
+            missing.append("listener")
+        return missing
 
-    return create_service_app(
+    app = create_service_app(
         settings, service=SERVICE, routes=routes(), lifespan=lifespan, readiness=readiness
     )
+    app.state.clock = clock
+    return app

@@ -130,9 +130,7 @@ async def reply(request: Request) -> Response:
 
 async def _after_post(request: Request, conversation_id: UUID, author_id: UUID) -> None:
     """After commit: the author's typing entries in the conversation are cleared (5.3, 7.3)."""
-    hook = getattr(request.app.state, "after_post", None)
-    if hook is not None:
-        await hook(request, conversation_id, author_id)
+    await request.app.state.after_post(request, conversation_id, author_id)
 
 
 async def get_message(request: Request) -> Response:

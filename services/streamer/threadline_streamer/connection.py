@@ -1,0 +1,103 @@
+"""One SSE connection: a bounded queue of encoded frames and the loop that writes them (contract 6.8).
+
+Producers (the hub, the ephemeral forwarder, the keepalive sweeper) call :meth:`offer` without awaiting;
+the connection's own coroutine wakes only when there is something to write, joins everything queued into
+one write, and gives up when a write does not finish within the write timeout (a half-open client).
+
+Over half full, new deltas and ephemeral events are dropped for this connection; full, the connection closes
+(the client resumes from the log and loses nothing durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from enum import StrEnum
+from uuid import UUID
+
+from threadline_shared.metrics import STREAM_EVENTS_DROPPED
+
+DROPPABLE = frozenset({"message.delta", "presence.update", "typing.update"})
+
+
+class CloseReason(StrEnum):
+    CLIENT = "client_disconnect"
+    SLOW = "slow_consumer"
+    WRITE_TIMEOUT = "write_timeout"
+    REMOVED = "membership_removed"
+    SESSION = "session_ended"
+    SHUTDOWN = "shutdown"
+
+
+class Connection:
+    __slots__ = (
+        "_wakeup",
+        "close_after_flush",
+        "closed",
+        "conversation_id",
+        "highest_seq",
+        "last_write",
+        "pending_since",
+        "queue",
+        "queue_size",
+        "session_id",
+        "user_id",
+    )
+
+    def __init__(self, conversation_id: UUID, user_id: UUID, session_id: UUID, queue_size: int) -> None:
+        self.conversation_id = conversation_id
+        self.user_id = user_id
+        self.session_id = session_id
+        self.queue_size = queue_size
+        self.queue: deque[tuple[int, bytes, str]] = deque()  # (seq or 0, frame, event type)
+        self.highest_seq = 0  # the highest durable seq written to this client
+        self.closed: CloseReason | None = None
+        self.close_after_flush: CloseReason | None = None
+        self.last_write = time.monotonic()
+        self.pending_since: float | None = None
+        self._wakeup = asyncio.Event()
+
+    def offer(self, seq: int, frame: bytes, event_type: str, since: float | None = None) -> None:
+        """Queue a frame (never blocks). Applies the slow-consumer policy. ``since`` is when its doorbell rang
+        (for the doorbell-to-write histogram)."""
+        if self.closed is not None or self.close_after_flush is not None:
+            return
+        if len(self.queue) >= self.queue_size:
+            self.close(CloseReason.SLOW)
+            return
+        if event_type in DROPPABLE and len(self.queue) * 2 >= self.queue_size:
+            STREAM_EVENTS_DROPPED.labels(event_type).inc()
+            return
+        self.queue.append((seq, frame, event_type))
+        if self.pending_since is None:
+            self.pending_since = since if since is not None else time.perf_counter()
+        self._wakeup.set()
+
+    def close(self, reason: CloseReason) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self._wakeup.set()
+
+    def finish_after_flush(self, reason: CloseReason) -> None:
+        """Close once everything queued so far is written (membership removal)."""
+        self.close_after_flush = reason
+        self._wakeup.set()
+
+    async def wait(self) -> None:
+        await self._wakeup.wait()
+        self._wakeup.clear()
+
+    def take(self) -> tuple[bytes, list[str]]:
+        """Everything queued, as one buffer, skipping durable events already sent (dedupe by seq)."""
+        parts: list[bytes] = []
+        types: list[str] = []
+        while self.queue:
+            seq, frame, event_type = self.queue.popleft()
+            if seq:
+                if seq <= self.highest_seq:
+                    continue
+                self.highest_seq = seq
+            parts.append(frame)
+            types.append(event_type)
+        return b"".join(parts), types

@@ -1,0 +1,57 @@
+"""Replay on (re)connect (contract 6.6): every visible durable event after the cursor, in sequence order, or
+``resync_required`` when the cursor is beyond what the log still holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from threadline_streamer.cursor import AfterSeq, Cursor, SinceTime
+
+REPLAY_BATCH = 2000
+
+_HORIZON = "SELECT last_seq, pruned_seq, pruned_at FROM conversations WHERE id = $1"
+_AFTER_SEQ = """
+SELECT seq, type, envelope FROM event_log
+WHERE conversation_id = $1 AND seq > $2
+  AND (audience_user_id IS NULL OR audience_user_id = $3) AND created_at >= $4
+ORDER BY seq
+LIMIT $5
+"""
+_FIRST_SINCE = """
+SELECT coalesce(min(seq) - 1, -1) FROM event_log WHERE conversation_id = $1 AND created_at > $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    """``after``: replay events with seq > after; ``resync``: send resync_required instead."""
+
+    after: int | None
+    resync: bool
+
+
+async def plan(pool: asyncpg.Pool, conversation_id: UUID, cursor: Cursor) -> ReplayPlan:
+    if cursor is None:
+        return ReplayPlan(None, False)
+    row = await pool.fetchrow(_HORIZON, conversation_id)
+    assert row is not None  # the caller is a participant, so the conversation exists
+    if isinstance(cursor, AfterSeq):
+        if cursor.seq > row["last_seq"] or cursor.seq < row["pruned_seq"]:
+            return ReplayPlan(None, True)
+        return ReplayPlan(cursor.seq, False)
+    assert isinstance(cursor, SinceTime)
+    if row["pruned_at"] is not None and cursor.at < row["pruned_at"]:
+        return ReplayPlan(None, True)
+    first = await pool.fetchval(_FIRST_SINCE, conversation_id, cursor.at)
+    return ReplayPlan(row["last_seq"] if first < 0 else first, False)
+
+
+async def events_after(
+    pool: asyncpg.Pool, conversation_id: UUID, after: int, user_id: UUID, joined_at: datetime
+) -> list[asyncpg.Record]:
+    """One batch of visible events after ``after`` (audience all or the user; not before they joined)."""
+    return await pool.fetch(_AFTER_SEQ, conversation_id, after, user_id, joined_at, REPLAY_BATCH)

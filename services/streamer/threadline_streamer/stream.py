@@ -1,0 +1,166 @@
+"""``GET /api/stream/conversations/{conversation_id}`` (contract 6).
+
+The handler authenticates (the shared route guard), checks membership, parses the cursor and subscribes the
+connection *before* reading the log; :class:`EventStream` then writes ``retry:``, the replay, the snapshot,
+and live events until the connection closes (6.6 steps 2-6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from threadline_shared.auth import principal_of
+from threadline_shared.dto.events import ErrorEvent, StreamError
+from threadline_shared.errors import Forbidden
+from threadline_shared.metrics import STREAM_CLOSED, STREAM_CONNECTIONS, STREAM_EVENTS_SENT
+from threadline_shared.params import path_uuid
+from threadline_shared.settings import Settings
+from threadline_streamer import replay
+from threadline_streamer.connection import CloseReason, Connection
+from threadline_streamer.cursor import parse_cursor
+from threadline_streamer.hub import Hub
+from threadline_streamer.metrics import DOORBELL_TO_WRITE, REPLAYED
+from threadline_streamer.wire import durable_frame, ephemeral_frame, retry_frame
+
+log = logging.getLogger(__name__)
+
+Snapshot = Callable[[Connection], Awaitable[bytes]]
+_MEMBERSHIP = """
+SELECT joined_at FROM participants WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
+"""
+RESYNC = ephemeral_frame("error", ErrorEvent(payload=StreamError.resync_required()).to_json())
+
+
+async def open_stream(request: Request) -> Response:
+    conversation_id = path_uuid(request, "conversation_id")
+    cursor = parse_cursor(request)
+    principal = principal_of(request)
+    pool = request.state.pool
+    joined_at = await pool.fetchval(_MEMBERSHIP, conversation_id, principal.user_id)
+    if joined_at is None:
+        raise Forbidden("not a participant of this conversation")
+    settings: Settings = request.app.state.settings
+    hub: Hub = request.state.hub
+    connection = Connection(
+        conversation_id, principal.user_id, principal.session_id, settings.stream_queue_size
+    )
+    await hub.subscribe(connection)
+    try:
+        plan = await replay.plan(pool, conversation_id, cursor)
+    except BaseException:
+        hub.unsubscribe(connection)
+        raise
+    return EventStream(request, connection, plan, joined_at)
+
+
+class EventStream(Response):
+    """The SSE response. Headers (request id, rotation cookies) are the ordinary response headers."""
+
+    media_type = "text/event-stream; charset=utf-8"
+
+    def __init__(
+        self, request: Request, connection: Connection, plan: replay.ReplayPlan, joined_at: datetime
+    ):
+        super().__init__(
+            status_code=200,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            media_type=self.media_type,
+        )
+        # A stream has no length: drop the Content-Length: 0 that Response adds for an empty body.
+        self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
+        self.request = request
+        self.connection = connection
+        self.plan = plan
+        self.joined_at = joined_at
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request, connection = self.request, self.connection
+        settings: Settings = request.app.state.settings
+        hub: Hub = request.state.hub
+        snapshot: Snapshot = request.state.snapshot
+        write_timeout = settings.stream_keepalive_seconds
+        STREAM_CONNECTIONS.inc()
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, connection))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await self._write(send, retry_frame(settings.stream_retry_ms), write_timeout)
+            await self._replay(send, write_timeout)
+            await self._write(send, await snapshot(connection), write_timeout)
+            await self._live(send, write_timeout)
+        except (OSError, TimeoutError):
+            connection.close(CloseReason.WRITE_TIMEOUT)
+        finally:
+            hub.unsubscribe(connection)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            reason = connection.closed or connection.close_after_flush or CloseReason.CLIENT
+            STREAM_CLOSED.labels(reason.value).inc()
+            STREAM_CONNECTIONS.dec()
+            with contextlib.suppress(OSError, RuntimeError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _write(self, send: Send, data: bytes, limit: float) -> None:
+        if not data or self.connection.closed is not None:
+            return
+        await asyncio.wait_for(send({"type": "http.response.body", "body": data, "more_body": True}), limit)
+        self.connection.last_write = time.monotonic()
+
+    async def _replay(self, send: Send, limit: float) -> None:
+        if self.plan.resync:
+            await self._write(send, RESYNC, limit)
+            STREAM_EVENTS_SENT.labels("error").inc()
+            return
+        if self.plan.after is None:
+            return
+        connection, after = self.connection, self.plan.after
+        pool = self.request.state.pool
+        while True:
+            rows = await replay.events_after(
+                pool, connection.conversation_id, after, connection.user_id, self.joined_at
+            )
+            if not rows:
+                return
+            await self._write(
+                send, b"".join(durable_frame(r["seq"], r["type"], r["envelope"]) for r in rows), limit
+            )
+            after = rows[-1]["seq"]
+            connection.highest_seq = max(connection.highest_seq, after)
+            REPLAYED.inc(len(rows))
+            if len(rows) < replay.REPLAY_BATCH:
+                return
+
+    async def _live(self, send: Send, limit: float) -> None:
+        connection = self.connection
+        while connection.closed is None:
+            if not connection.queue:
+                if connection.close_after_flush is not None:
+                    connection.close(connection.close_after_flush)
+                    return
+                await connection.wait()
+                continue
+            since = connection.pending_since
+            connection.pending_since = None
+            data, _ = connection.take()
+            if data:
+                await self._write(send, data, limit)
+                if since is not None:
+                    DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
+
+
+async def _watch_disconnect(receive: Receive, connection: Connection) -> None:
+    """Wakes once, when the client goes away."""
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            connection.close(CloseReason.CLIENT)
+            return

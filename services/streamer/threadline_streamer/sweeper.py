@@ -1,0 +1,81 @@
+"""Keepalives and session checks (contract 6.7).
+
+Every second the sweeper queues ``: keepalive`` on the connections that wrote nothing for the keepalive
+interval (so keepalives spread over the interval instead of all firing at once); a write that then cannot
+finish reaps a half-open client. Every keepalive interval it checks, in one batch, the newest session of each
+stream's rotation chain: a stream whose session ended, or whose user was disabled, is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from threadline_shared.clock import Clock
+from threadline_streamer.connection import CloseReason
+from threadline_streamer.hub import Hub
+from threadline_streamer.wire import KEEPALIVE
+
+log = logging.getLogger(__name__)
+
+_SESSIONS = """
+WITH RECURSIVE chain(start_id, id, successor_id, depth) AS (
+    SELECT id, id, successor_id, 0 FROM sessions WHERE id = ANY($1::uuid[])
+    UNION ALL
+    SELECT c.start_id, s.id, s.successor_id, c.depth + 1
+    FROM sessions s JOIN chain c ON s.id = c.successor_id
+    WHERE c.depth < 1000
+), newest AS (
+    SELECT DISTINCT ON (start_id) start_id, id FROM chain ORDER BY start_id, depth DESC
+)
+SELECT n.start_id
+FROM newest n JOIN sessions s ON s.id = n.id JOIN users u ON u.id = s.user_id
+WHERE s.revoked_at IS NULL AND s.expires_at > $2 AND s.absolute_expires_at > $2 AND u.disabled_at IS NULL
+"""
+
+
+async def valid_sessions(pool: asyncpg.Pool, session_ids: list[UUID], now: datetime) -> set[UUID]:
+    """The ids among ``session_ids`` whose rotation chain ends in a valid session of an enabled user."""
+    rows = await pool.fetch(_SESSIONS, session_ids, now)
+    return {row["start_id"] for row in rows}
+
+
+class Sweeper:
+    def __init__(self, hub: Hub, pool: asyncpg.Pool, clock: Clock, keepalive_seconds: float) -> None:
+        self.hub = hub
+        self.pool = pool
+        self.clock = clock
+        self.keepalive_seconds = keepalive_seconds
+
+    async def run(self) -> None:
+        last_session_check = time.monotonic()
+        tick = min(1.0, self.keepalive_seconds / 2)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for connection in self.hub.connections():
+                if now - connection.last_write >= self.keepalive_seconds and not connection.queue:
+                    connection.offer(0, KEEPALIVE, "keepalive")
+            if now - last_session_check >= self.keepalive_seconds:
+                last_session_check = now
+                await self.check_sessions()
+
+    async def check_sessions(self) -> None:
+        connections = self.hub.connections()
+        if not connections:
+            return
+        try:
+            valid = await valid_sessions(
+                self.pool, list({c.session_id for c in connections}), self.clock.now()
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("session check skipped: %s", exc)
+            return
+        for connection in connections:
+            if connection.session_id not in valid:
+                connection.close(CloseReason.SESSION)

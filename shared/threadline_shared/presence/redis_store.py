@@ -1,0 +1,316 @@
+"""The presence store in Redis (contract 7.5): every state change is one atomic Lua script that reports
+whether this caller made the transition, so that only that caller publishes.
+
+Layout (7.5)::
+
+    tl:presence:<user_id>        hash        status, last_seen_ms
+    tl:presence:deadlines        sorted set  member user_id, score = deadline (ms)
+    tl:typing:<conversation_id>  hash        field <user_id>/<root_id or ->, value = expiry (ms)
+    tl:typing:deadlines          sorted set  member <conversation_id>/<user_id>/<root_id or ->, score = expiry
+
+The deadlines decide; key TTLs only collect garbage: a presence hash lives :data:`PRESENCE_RETENTION_MS`
+after the last heartbeat (so an offline user keeps ``last_seen_at``), a typing hash
+:data:`TYPING_RETENTION_GRACE_MS` past its latest expiry (so the sweeper normally finds the entry first).
+
+Scripts read the Redis clock (``TIME``) unless a test passes its own ``now`` (``clock=``), like the rate
+limiter. A Redis failure surfaces as :class:`~threadline_shared.errors.RedisUnavailable` (503
+``redis_unavailable`` on presence routes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from threadline_shared.clock import Clock
+from threadline_shared.dto.enums import PresenceStatus
+from threadline_shared.dto.presence import PresenceUpdate, TypingUpdate
+from threadline_shared.errors import RedisUnavailable
+from threadline_shared.presence.store import (
+    HeartbeatResult,
+    TypingKey,
+    presence_update,
+    to_ms,
+    typing_order,
+)
+
+PRESENCE_KEY = "tl:presence:"
+PRESENCE_DEADLINES = "tl:presence:deadlines"
+TYPING_KEY = "tl:typing:"
+TYPING_DEADLINES = "tl:typing:deadlines"
+PRESENCE_RETENTION_MS = 30 * 24 * 3600 * 1000
+TYPING_RETENTION_GRACE_MS = 60_000
+
+T = TypeVar("T")
+
+# Milliseconds stay below 2^53, exact in Lua's doubles; numbers returned to Redis become integers.
+_NOW = """
+local function now_ms(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: presence hash, deadlines. ARGV: user_id, status, timeout_ms, retention_ms, now.
+# Returns {changed, now}: changed = 1 when the stored status differed (never seen counts as offline).
+_HEARTBEAT = (
+    _NOW
+    + """
+local now = now_ms(ARGV[5])
+local old = redis.call('HGET', KEYS[1], 'status')
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'last_seen_ms', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+if old == ARGV[2] then return {0, now} end
+return {1, now}
+"""
+)
+
+# KEYS: a deadlines sorted set. ARGV: limit, now. Members whose score (deadline) is at or before now.
+_DUE = (
+    _NOW
+    + """
+local now = now_ms(ARGV[2])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+)
+
+# KEYS: presence hash, deadlines. ARGV: user_id, now. The sweeper's transition to offline: whoever removes
+# the due deadline makes it. Returns {1, last_seen_ms} for that caller, {0} for anyone else.
+_EXPIRE_PRESENCE = (
+    _NOW
+    + """
+local now = now_ms(ARGV[2])
+local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not deadline or tonumber(deadline) > now then return {0} end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local seen = redis.call('HGET', KEYS[1], 'last_seen_ms')
+if not seen then return {0} end
+redis.call('HSET', KEYS[1], 'status', 'offline')
+return {1, tonumber(seen)}
+"""
+)
+
+# KEYS: typing hash, typing deadlines. ARGV: field, member, duration_ms, grace_ms, now.
+# duration > 0: set the expiry; 0: remove. Returns {existed, expires_at (now for a stop)}.
+_SET_TYPING = (
+    _NOW
+    + """
+local now = now_ms(ARGV[5])
+local duration = tonumber(ARGV[3])
+local existed = redis.call('HEXISTS', KEYS[1], ARGV[1])
+if duration > 0 then
+  local expiry = now + duration
+  redis.call('HSET', KEYS[1], ARGV[1], expiry)
+  redis.call('ZADD', KEYS[2], expiry, ARGV[2])
+  local keep = duration + tonumber(ARGV[4])
+  if redis.call('PTTL', KEYS[1]) < keep then redis.call('PEXPIRE', KEYS[1], keep) end
+  return {existed, expiry}
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return {existed, now}
+"""
+)
+
+# KEYS: typing hash, typing deadlines. ARGV: user_id, conversation_id, now.
+# Removes every entry of the user; returns {now, root part of each removed field...}.
+_CLEAR_TYPING = (
+    _NOW
+    + """
+local now = now_ms(ARGV[3])
+local prefix = ARGV[1] .. '/'
+local result = {now}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, #prefix) == prefix then
+    redis.call('HDEL', KEYS[1], field)
+    redis.call('ZREM', KEYS[2], ARGV[2] .. '/' .. field)
+    table.insert(result, string.sub(field, #prefix + 1))
+  end
+end
+return result
+"""
+)
+
+# KEYS: typing hash, typing deadlines. ARGV: member, field, now. Whoever removes the due entry emits its
+# stop. Returns {1, now} for that caller, {0} for anyone else.
+_EXPIRE_TYPING = (
+    _NOW
+    + """
+local now = now_ms(ARGV[3])
+local expiry = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not expiry or tonumber(expiry) > now then return {0} end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[2])
+return {1, now}
+"""
+)
+
+# KEYS: typing hash. ARGV: now. Returns {now, field, expiry, field, expiry, ...} of the whole hash.
+_TYPING_ENTRIES = (
+    _NOW
+    + """
+local now = now_ms(ARGV[1])
+local result = {now}
+for _, item in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(result, item) end
+return result
+"""
+)
+
+
+def presence_key(user_id: UUID) -> str:
+    return f"{PRESENCE_KEY}{user_id}"
+
+
+def typing_key(conversation_id: UUID) -> str:
+    return f"{TYPING_KEY}{conversation_id}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _guarded(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis call; a Redis failure becomes RedisUnavailable (the driver error stays behind)."""
+    try:
+        return await call()
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise RedisUnavailable() from exc
+
+
+class RedisPresenceStore:
+    """:class:`~threadline_shared.presence.store.PresenceStore` on Redis. Cheap to build (no I/O)."""
+
+    def __init__(self, redis: Redis, *, timeout_seconds: float = 60, clock: Clock | None = None) -> None:
+        self.redis = redis
+        self.timeout_ms = round(timeout_seconds * 1000)
+        self.clock = clock
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._due = redis.register_script(_DUE)
+        self._expire_presence = redis.register_script(_EXPIRE_PRESENCE)
+        self._set_typing = redis.register_script(_SET_TYPING)
+        self._clear_typing = redis.register_script(_CLEAR_TYPING)
+        self._expire_typing = redis.register_script(_EXPIRE_TYPING)
+        self._typing_entries = redis.register_script(_TYPING_ENTRIES)
+
+    def _now_arg(self) -> str:
+        return "" if self.clock is None else str(to_ms(self.clock.now()))
+
+    async def heartbeat(self, user_id: UUID, status: PresenceStatus) -> HeartbeatResult:
+        keys = [presence_key(user_id), PRESENCE_DEADLINES]
+        args: list[str | int] = [
+            str(user_id),
+            status.value,
+            self.timeout_ms,
+            PRESENCE_RETENTION_MS,
+            self._now_arg(),
+        ]
+        changed, now = await _guarded(lambda: self._heartbeat(keys=keys, args=args))
+        return HeartbeatResult(presence_update(user_id, status, int(now)), bool(changed))
+
+    async def due_presence(self, limit: int) -> list[UUID]:
+        members = await _guarded(lambda: self._due(keys=[PRESENCE_DEADLINES], args=[limit, self._now_arg()]))
+        return [UUID(_text(member)) for member in members]
+
+    async def expire_presence(self, user_ids: Sequence[UUID]) -> list[PresenceUpdate]:
+        if not user_ids:
+            return []
+        now = self._now_arg()
+
+        async def run() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    keys = [presence_key(user_id), PRESENCE_DEADLINES]
+                    await self._expire_presence(keys=keys, args=[str(user_id), now], client=pipe)
+                results: list[Any] = await pipe.execute()
+                return results
+
+        answers = await _guarded(run)
+        return [
+            presence_update(user_id, PresenceStatus.OFFLINE, int(answer[1]))
+            for user_id, answer in zip(user_ids, answers, strict=True)
+            if int(answer[0]) == 1
+        ]
+
+    async def set_typing(self, key: TypingKey, seconds: int) -> tuple[TypingUpdate, bool]:
+        keys = [typing_key(key.conversation_id), TYPING_DEADLINES]
+        args: list[str | int] = [
+            key.field,
+            key.member,
+            seconds * 1000,
+            TYPING_RETENTION_GRACE_MS,
+            self._now_arg(),
+        ]
+        existed, expires_at = await _guarded(lambda: self._set_typing(keys=keys, args=args))
+        return key.update(int(expires_at)), bool(existed)
+
+    async def clear_typing(self, conversation_id: UUID, user_id: UUID) -> list[TypingUpdate]:
+        keys = [typing_key(conversation_id), TYPING_DEADLINES]
+        args = [str(user_id), str(conversation_id), self._now_arg()]
+        now, *roots = await _guarded(lambda: self._clear_typing(keys=keys, args=args))
+        removed = sorted(
+            (TypingKey.from_field(conversation_id, f"{user_id}/{_text(root)}") for root in roots),
+            key=lambda entry: entry.field,
+        )
+        return [entry.update(int(now)) for entry in removed]
+
+    async def due_typing(self, limit: int) -> list[TypingKey]:
+        members = await _guarded(lambda: self._due(keys=[TYPING_DEADLINES], args=[limit, self._now_arg()]))
+        return [TypingKey.from_member(_text(member)) for member in members]
+
+    async def expire_typing(self, keys: Sequence[TypingKey]) -> list[TypingUpdate]:
+        if not keys:
+            return []
+        now = self._now_arg()
+
+        async def run() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    await self._expire_typing(
+                        keys=[typing_key(key.conversation_id), TYPING_DEADLINES],
+                        args=[key.member, key.field, now],
+                        client=pipe,
+                    )
+                results: list[Any] = await pipe.execute()
+                return results
+
+        answers = await _guarded(run)
+        return [
+            key.update(int(answer[1]))
+            for key, answer in zip(keys, answers, strict=True)
+            if int(answer[0]) == 1
+        ]
+
+    async def presence_of(self, user_ids: Sequence[UUID]) -> list[PresenceUpdate]:
+        if not user_ids:
+            return []
+
+        async def run() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.hmget(presence_key(user_id), ["status", "last_seen_ms"])
+                results: list[Any] = await pipe.execute()
+                return results
+
+        result: list[PresenceUpdate] = []
+        for user_id, (status, last_seen) in zip(user_ids, await _guarded(run), strict=True):
+            if status is None or last_seen is None:
+                result.append(presence_update(user_id, PresenceStatus.OFFLINE, None))
+            else:
+                result.append(presence_update(user_id, PresenceStatus(_text(status)), int(last_seen)))
+        return result
+
+    async def typing_in(self, conversation_id: UUID) -> list[TypingUpdate]:
+        keys = [typing_key(conversation_id)]
+        now, *flat = await _guarded(lambda: self._typing_entries(keys=keys, args=[self._now_arg()]))
+        live = [
+            TypingKey.from_field(conversation_id, _text(field)).update(int(expiry))
+            for field, expiry in zip(flat[::2], flat[1::2], strict=True)
+            if int(expiry) > int(now)
+        ]
+        return sorted(live, key=typing_order)
