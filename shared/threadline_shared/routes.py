@@ -1,8 +1,8 @@
 """Declaring routes: :class:`ApiRoute` is a Starlette ``Route`` that carries its OpenAPI description and
-runs the checks of contract 1.7 that come before a route's own code, in that order: (routing: 404, 405), the
-``Content-Length`` body limit (413), authentication on protected routes (401, 423, with implicit session
-rotation), CSRF (403). The route's handler then parses its input (400, 415, 422) and applies its own
-checks."""
+runs the checks of contract 1.7 that come before a route's own code, in that order: (routing: 404, 405),
+the ``Content-Length`` body limit (413), authentication on protected routes (401, 423, with implicit
+session rotation), CSRF (403), the HTTP rate limit (429). The route's handler then parses its input (400,
+415, 422) and applies its own checks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from threadline_shared.auth import apply_rotation, authenticate, check_csrf
 from threadline_shared.errors import ApiError, PayloadTooLarge
+from threadline_shared.ratelimit.http import check_http_limit
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -53,11 +54,13 @@ class ApiRoute(Route):
     ) -> None:
         async def guarded(request: Request) -> Response:
             _check_declared_length(request)
+            principal = None
             if doc.auth:
                 principal = await authenticate(request)
                 if doc.csrf:
                     check_csrf(request, principal)
             try:
+                await check_http_limit(request, principal)
                 response = await endpoint(request)
             except ApiError as error:
                 # A denial's own rate-limit headers win over those of an earlier, allowed bucket.

@@ -69,7 +69,9 @@ class Api:
         return await self.request("DELETE", path, user, **kwargs)
 
     async def login(self, identifier: str, password: str = PASSWORD) -> httpx.Response:
-        return await self.http.post("/api/auth/login", json={"email": identifier, "password": password})
+        response = await self.http.post("/api/auth/login", json={"email": identifier, "password": password})
+        self.http.cookies.clear()  # the shared client stays anonymous: personas carry their own tokens
+        return response
 
     async def persona(self, name: str) -> Persona:
         """The named user, created on first use (the first one through setup, as global admin)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -15,15 +16,17 @@ from starlette.routing import BaseRoute
 
 from threadline_api.accounts import login, users
 from threadline_api.conversations import routes as conversation_routes
+from threadline_api.messages import cancel as cancel_routes
 from threadline_api.messages import routes as message_routes
-from threadline_api.messages.posting_limit import PostingRate
 from threadline_api.passwords import Passwords
+from threadline_api.ratelimits import routes as ratelimit_routes
 from threadline_api.settings import ApiSettings
 from threadline_shared.app import create_service_app, database_missing
 from threadline_shared.clock import Clock, SystemClock
 from threadline_shared.db import QueryLogger, create_pool
 from threadline_shared.limiter import Limiter
 from threadline_shared.presence.posting import clear_typing_after_post
+from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.redis import create_redis
 
 SERVICE = "api"
@@ -34,11 +37,19 @@ class State(TypedDict):
     pool: asyncpg.Pool
     redis: Redis
     limiter: Limiter
+    rules: RuleBook
 
 
 def routes() -> list[BaseRoute]:
     """The api's routes (contract 2.2)."""
-    return [*users.routes(), *login.routes(), *conversation_routes.routes(), *message_routes.routes()]
+    return [
+        *users.routes(),
+        *login.routes(),
+        *conversation_routes.routes(),
+        *message_routes.routes(),
+        *cancel_routes.routes(),
+        *ratelimit_routes.routes(),
+    ]
 
 
 async def clear_author_typing(request: Request, conversation_id: UUID, author_id: UUID) -> None:
@@ -68,8 +79,13 @@ def create_app(
             enabled=settings.rate_limit_enabled,
             clock=clock,
         )
+        rules = RuleBook(pool, settings)
+        await rules.reload()
         try:
-            yield {"settings": settings, "pool": pool, "redis": redis, "limiter": limiter}
+            async with asyncio.TaskGroup() as tasks:
+                reloader = tasks.create_task(rules.run())
+                yield {"settings": settings, "pool": pool, "redis": redis, "limiter": limiter, "rules": rules}
+                reloader.cancel()
         finally:
             await redis.aclose()
             await pool.close()
@@ -82,6 +98,5 @@ def create_app(
     )
     app.state.clock = clock or SystemClock()
     app.state.passwords = Passwords(settings.password_hashing)
-    app.state.posting_rate = PostingRate()
     app.state.after_post = clear_author_typing
     return app

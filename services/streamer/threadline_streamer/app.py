@@ -21,6 +21,8 @@ from starlette.requests import Request
 from threadline_shared.app import create_service_app, database_missing
 from threadline_shared.clock import Clock, SystemClock
 from threadline_shared.db import create_pool
+from threadline_shared.limiter import Limiter
+from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.redis import create_redis
 from threadline_streamer.connection import CloseReason
 from threadline_streamer.ephemeral import EphemeralForwarder
@@ -42,6 +44,8 @@ class State(TypedDict):
     hub: Hub
     listener: Listener
     snapshot: Snapshotter
+    rules: RuleBook
+    limiter: Limiter
 
 
 def close_streams(app: Starlette) -> None:
@@ -75,10 +79,16 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
             max_events=settings.event_retention_max_events,
             batch=settings.event_prune_batch_size,
         )
+        rules = RuleBook(pool, settings)
+        await rules.reload()
+        limiter = Limiter(
+            redis, timeout_ms=settings.rate_limit_redis_timeout_ms, enabled=settings.rate_limit_enabled
+        )
         try:
             async with asyncio.TaskGroup() as tasks:
                 background = [
-                    tasks.create_task(job.run()) for job in (hub, listener, forwarder, sweeper, retention)
+                    tasks.create_task(job.run())
+                    for job in (hub, listener, forwarder, sweeper, retention, rules)
                 ]
                 yield {
                     "settings": settings,
@@ -87,6 +97,8 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
                     "hub": hub,
                     "listener": listener,
                     "snapshot": Snapshotter(pool, redis),
+                    "rules": rules,
+                    "limiter": limiter,
                 }
                 close_streams(app)
                 for task in background:

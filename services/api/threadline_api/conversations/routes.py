@@ -57,7 +57,6 @@ async def create_conversation(request: Request) -> Response:
             is_group=body.is_group,
             assistant_replies=body.assistant_replies,
             created_by=caller.user_id,
-            now=clock_of(request).now(),
         )
     return model_response(ConversationCreateResponse(conversation_id=conversation_id), 201)
 
@@ -89,7 +88,6 @@ async def add_participant(request: Request) -> Response:
             caller_id=principal_of(request).user_id,
             target_id=body.user_id,
             role=body.role,
-            now=clock_of(request).now(),
         )
     return no_content()
 
@@ -103,7 +101,6 @@ async def remove_participant(request: Request) -> Response:
             conversation_id,
             caller_id=principal_of(request).user_id,
             target_id=target_id,
-            now=clock_of(request).now(),
         )
     return no_content()
 

@@ -1,0 +1,1 @@
+"""Rate-limit profiles and route assignments: the admin API (contract 8.8)."""

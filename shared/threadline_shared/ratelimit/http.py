@@ -1,0 +1,48 @@
+"""The HTTP rate limit of a request (contract 8.2, 8.5, 8.6): step 5 of the check order, after
+authentication and CSRF, on ``/api`` requests only and never on ``OPTIONS``.
+
+Exactly one HTTP profile applies: the best matching assignment; else, for ``POST /api/auth/login``, the
+login throttle of the route itself (3.10) stands for it; else ``default``. Buckets are per user when the
+request is authenticated, else per client IP.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from threadline_shared.errors import RateLimited
+from threadline_shared.limiter import Limiter
+from threadline_shared.params import client_ip
+from threadline_shared.ratelimit.rules import DEFAULT_PROFILE, RuleBook
+from threadline_shared.sessions import Principal
+
+LOGIN_PATH = "/api/auth/login"
+
+
+async def check_http_limit(request: Request, principal: Principal | None) -> None:
+    """Decide the request's HTTP profile; raise 429 or remember the headers for the response."""
+    book: RuleBook | None = getattr(request.state, "rules", None)
+    limiter: Limiter | None = getattr(request.state, "limiter", None)
+    path, method = request.url.path, request.method
+    if book is None or limiter is None or method == "OPTIONS" or not path.startswith("/api/"):
+        return
+    assignment = book.rules.assignment_for(method, path)
+    if assignment is not None and assignment.profile in book.rules.profiles:
+        profile, route, rate = (
+            assignment.profile,
+            f"{method} {assignment.pattern.text}",
+            book.rules.profiles[assignment.profile],
+        )
+    elif method == "POST" and path.rstrip("/") == LOGIN_PATH:
+        return  # the login route applies its own auth.login buckets (3.10)
+    else:
+        profile, route, rate = DEFAULT_PROFILE, f"{method} {path}", book.default
+    subject = f"u:{principal.user_id}" if principal is not None else f"ip:{client_ip(request)}"
+    decision = await limiter.check(profile, route, subject, rate)
+    if decision is None:
+        return
+    if not decision.allowed:
+        raise RateLimited(
+            details={"retry_after_seconds": decision.retry_after_seconds}, headers=decision.headers()
+        )
+    request.state.rate_limit_headers = decision.headers()
