@@ -9,11 +9,10 @@ from typing import Protocol
 from uuid import UUID
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from threadline_shared.dto.events import PresenceUpdateEvent, TypingUpdateEvent
 from threadline_shared.dto.presence import PresenceUpdate, TypingUpdate
-from threadline_shared.errors import RedisUnavailable
+from threadline_shared.presence.redis_store import COMMAND_TIMEOUT_SECONDS, guarded
 
 CHANNEL_PREFIX = "tl:conv:"
 Message = tuple[UUID, bytes]
@@ -24,12 +23,15 @@ def conversation_channel(conversation_id: UUID) -> str:
     return f"{CHANNEL_PREFIX}{conversation_id}"
 
 
-async def publish_envelopes(redis: Redis, messages: Iterable[Message]) -> None:
+async def publish_envelopes(
+    redis: Redis, messages: Iterable[Message], *, timeout_seconds: float = COMMAND_TIMEOUT_SECONDS
+) -> None:
     """Publish ``(conversation_id, envelope JSON)`` pairs in one round trip; RedisUnavailable on failure."""
     items = list(messages)
     if not items:
         return
-    try:
+
+    async def publish() -> None:
         if len(items) == 1:
             conversation_id, data = items[0]
             await redis.publish(conversation_channel(conversation_id), data)
@@ -38,8 +40,8 @@ async def publish_envelopes(redis: Redis, messages: Iterable[Message]) -> None:
             for conversation_id, data in items:
                 pipe.publish(conversation_channel(conversation_id), data)
             await pipe.execute()
-    except (RedisError, OSError, TimeoutError) as exc:
-        raise RedisUnavailable() from exc
+
+    await guarded(publish, timeout_seconds)
 
 
 def presence_messages(update: PresenceUpdate, conversation_ids: Iterable[UUID]) -> list[Message]:

@@ -13,12 +13,19 @@ after the last heartbeat (so an offline user keeps ``last_seen_at``), a typing h
 :data:`TYPING_RETENTION_GRACE_MS` past its latest expiry (so the sweeper normally finds the entry first).
 
 Scripts read the Redis clock (``TIME``) unless a test passes its own ``now`` (``clock=``), like the rate
-limiter. A Redis failure surfaces as :class:`~threadline_shared.errors.RedisUnavailable` (503
-``redis_unavailable`` on presence routes).
+limiter. A Redis failure, or no answer within ``command_timeout_seconds``, surfaces as
+:class:`~threadline_shared.errors.RedisUnavailable` (503 ``redis_unavailable`` on presence routes).
+
+The time limit is an ``asyncio.timeout`` around each operation rather than only the client's
+``socket_timeout``: on Python 3.11, redis-py sends with ``asyncio.wait_for`` when ``socket_timeout`` is
+set, and 3.11's ``wait_for`` can swallow a cancellation, so a task cancelled at shutdown would keep
+running. The presence service therefore builds its client without ``socket_timeout`` and relies on this
+limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -44,6 +51,7 @@ TYPING_KEY = "tl:typing:"
 TYPING_DEADLINES = "tl:typing:deadlines"
 PRESENCE_RETENTION_MS = 30 * 24 * 3600 * 1000
 TYPING_RETENTION_GRACE_MS = 60_000
+COMMAND_TIMEOUT_SECONDS = 1.0
 
 T = TypeVar("T")
 
@@ -175,10 +183,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _guarded(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a Redis call; a Redis failure becomes RedisUnavailable (the driver error stays behind)."""
+async def guarded(call: Callable[[], Awaitable[T]], timeout_seconds: float = COMMAND_TIMEOUT_SECONDS) -> T:
+    """Run a Redis call within ``timeout_seconds``; a failure becomes RedisUnavailable (STYLE 5)."""
     try:
-        return await call()
+        async with asyncio.timeout(timeout_seconds):
+            return await call()
     except (RedisError, OSError, TimeoutError) as exc:
         raise RedisUnavailable() from exc
 
@@ -186,10 +195,19 @@ async def _guarded(call: Callable[[], Awaitable[T]]) -> T:
 class RedisPresenceStore:
     """:class:`~threadline_shared.presence.store.PresenceStore` on Redis. Cheap to build (no I/O)."""
 
-    def __init__(self, redis: Redis, *, timeout_seconds: float = 60, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        timeout_seconds: float = 60,
+        clock: Clock | None = None,
+        command_timeout_seconds: float = COMMAND_TIMEOUT_SECONDS,
+    ) -> None:
+        """``timeout_seconds``: THREADLINE_PRESENCE_TIMEOUT_SECONDS; ``clock``: None = the Redis clock."""
         self.redis = redis
         self.timeout_ms = round(timeout_seconds * 1000)
         self.clock = clock
+        self.command_timeout = command_timeout_seconds
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._due = redis.register_script(_DUE)
         self._expire_presence = redis.register_script(_EXPIRE_PRESENCE)
@@ -197,6 +215,9 @@ class RedisPresenceStore:
         self._clear_typing = redis.register_script(_CLEAR_TYPING)
         self._expire_typing = redis.register_script(_EXPIRE_TYPING)
         self._typing_entries = redis.register_script(_TYPING_ENTRIES)
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await guarded(call, self.command_timeout)
 
     def _now_arg(self) -> str:
         return "" if self.clock is None else str(to_ms(self.clock.now()))
@@ -210,11 +231,11 @@ class RedisPresenceStore:
             PRESENCE_RETENTION_MS,
             self._now_arg(),
         ]
-        changed, now = await _guarded(lambda: self._heartbeat(keys=keys, args=args))
+        changed, now = await self._run(lambda: self._heartbeat(keys=keys, args=args))
         return HeartbeatResult(presence_update(user_id, status, int(now)), bool(changed))
 
     async def due_presence(self, limit: int) -> list[UUID]:
-        members = await _guarded(lambda: self._due(keys=[PRESENCE_DEADLINES], args=[limit, self._now_arg()]))
+        members = await self._run(lambda: self._due(keys=[PRESENCE_DEADLINES], args=[limit, self._now_arg()]))
         return [UUID(_text(member)) for member in members]
 
     async def expire_presence(self, user_ids: Sequence[UUID]) -> list[PresenceUpdate]:
@@ -230,7 +251,7 @@ class RedisPresenceStore:
                 results: list[Any] = await pipe.execute()
                 return results
 
-        answers = await _guarded(run)
+        answers = await self._run(run)
         return [
             presence_update(user_id, PresenceStatus.OFFLINE, int(answer[1]))
             for user_id, answer in zip(user_ids, answers, strict=True)
@@ -246,13 +267,13 @@ class RedisPresenceStore:
             TYPING_RETENTION_GRACE_MS,
             self._now_arg(),
         ]
-        existed, expires_at = await _guarded(lambda: self._set_typing(keys=keys, args=args))
+        existed, expires_at = await self._run(lambda: self._set_typing(keys=keys, args=args))
         return key.update(int(expires_at)), bool(existed)
 
     async def clear_typing(self, conversation_id: UUID, user_id: UUID) -> list[TypingUpdate]:
         keys = [typing_key(conversation_id), TYPING_DEADLINES]
         args = [str(user_id), str(conversation_id), self._now_arg()]
-        now, *roots = await _guarded(lambda: self._clear_typing(keys=keys, args=args))
+        now, *roots = await self._run(lambda: self._clear_typing(keys=keys, args=args))
         removed = sorted(
             (TypingKey.from_field(conversation_id, f"{user_id}/{_text(root)}") for root in roots),
             key=lambda entry: entry.field,
@@ -260,7 +281,7 @@ class RedisPresenceStore:
         return [entry.update(int(now)) for entry in removed]
 
     async def due_typing(self, limit: int) -> list[TypingKey]:
-        members = await _guarded(lambda: self._due(keys=[TYPING_DEADLINES], args=[limit, self._now_arg()]))
+        members = await self._run(lambda: self._due(keys=[TYPING_DEADLINES], args=[limit, self._now_arg()]))
         return [TypingKey.from_member(_text(member)) for member in members]
 
     async def expire_typing(self, keys: Sequence[TypingKey]) -> list[TypingUpdate]:
@@ -279,7 +300,7 @@ class RedisPresenceStore:
                 results: list[Any] = await pipe.execute()
                 return results
 
-        answers = await _guarded(run)
+        answers = await self._run(run)
         return [
             key.update(int(answer[1]))
             for key, answer in zip(keys, answers, strict=True)
@@ -298,7 +319,7 @@ class RedisPresenceStore:
                 return results
 
         result: list[PresenceUpdate] = []
-        for user_id, (status, last_seen) in zip(user_ids, await _guarded(run), strict=True):
+        for user_id, (status, last_seen) in zip(user_ids, await self._run(run), strict=True):
             if status is None or last_seen is None:
                 result.append(presence_update(user_id, PresenceStatus.OFFLINE, None))
             else:
@@ -307,7 +328,7 @@ class RedisPresenceStore:
 
     async def typing_in(self, conversation_id: UUID) -> list[TypingUpdate]:
         keys = [typing_key(conversation_id)]
-        now, *flat = await _guarded(lambda: self._typing_entries(keys=keys, args=[self._now_arg()]))
+        now, *flat = await self._run(lambda: self._typing_entries(keys=keys, args=[self._now_arg()]))
         live = [
             TypingKey.from_field(conversation_id, _text(field)).update(int(expiry))
             for field, expiry in zip(flat[::2], flat[1::2], strict=True)

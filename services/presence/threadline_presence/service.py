@@ -1,0 +1,105 @@
+"""Presence and typing (contract 7.1-7.3): the store decides each transition atomically; this module turns
+the transitions this replica made into ephemeral events, published once.
+
+- A heartbeat that changes the status publishes ``presence.update`` in every conversation of the user; a
+  heartbeat that keeps it publishes nothing (7.2).
+- A typing call publishes one ``typing.update`` (a stop for ``seconds: 0``), 7.3.
+- :meth:`PresenceService.sweep` (run by :mod:`threadline_presence.sweeper`) turns passed presence deadlines
+  into ``offline`` transitions and expired typing entries into stops. With several replicas sweeping at once,
+  each expiry is made, and so published, by exactly one of them.
+
+Time comes from the store (its clock, or the Redis server's); this module never reads a clock itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from uuid import UUID
+
+from threadline_presence.memberships import Memberships
+from threadline_shared.dto.enums import PresenceStatus
+from threadline_shared.dto.presence import PresenceUpdate, TypingUpdate
+from threadline_shared.presence.publish import EventPublisher, Message, presence_messages, typing_messages
+from threadline_shared.presence.store import PresenceStore, TypingKey
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+SWEEP_MAX_BATCHES = 20
+"""A sweep handles at most this many batches of each kind; the rest waits for the next sweep."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    offline: list[PresenceUpdate]
+    stopped: list[TypingUpdate]
+
+
+class PresenceService:
+    def __init__(
+        self,
+        store: PresenceStore,
+        publisher: EventPublisher,
+        memberships: Memberships,
+        *,
+        typing_max_seconds: int,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.memberships = memberships
+        self.typing_max_seconds = typing_max_seconds
+
+    async def heartbeat(self, user_id: UUID, status: PresenceStatus) -> PresenceUpdate | None:
+        """Record a heartbeat; the ``presence.update`` published when it was a transition, else None."""
+        result = await self.store.heartbeat(user_id, status)
+        if not result.changed:
+            return None
+        conversations = await self.memberships.conversations_of([user_id])
+        await self.publisher.publish(presence_messages(result.update, conversations[user_id]))
+        return result.update
+
+    def clamp(self, seconds: int) -> int:
+        """``seconds`` clamped to [0, THREADLINE_TYPING_MAX_SECONDS] (1.5, 7.3)."""
+        return max(0, min(seconds, self.typing_max_seconds))
+
+    async def typing(self, key: TypingKey, seconds: int) -> TypingUpdate:
+        """Start or refresh (``seconds > 0``) or stop (``0``) a typing entry; publish its one event."""
+        update, _ = await self.store.set_typing(key, self.clamp(seconds))
+        await self.publisher.publish(typing_messages([update]))
+        return update
+
+    async def sweep(self) -> SweepResult:
+        """One pass of the sweeper: expire passed presence deadlines, then expired typing entries."""
+        return SweepResult(await self._sweep_presence(), await self._sweep_typing())
+
+    async def _sweep_presence(self) -> list[PresenceUpdate]:
+        made: list[PresenceUpdate] = []
+        for _ in range(SWEEP_MAX_BATCHES):
+            due = await self.store.due_presence(SWEEP_BATCH)
+            if not due:
+                break
+            # Conversations first: if PostgreSQL is down the deadlines stay, and a later sweep publishes.
+            conversations = await self.memberships.conversations_of(due)
+            offline = await self.store.expire_presence(due)
+            messages: list[Message] = []
+            for update in offline:
+                messages += presence_messages(update, conversations.get(update.user_id, []))
+            made += offline
+            await self.publisher.publish(messages)
+            if len(due) < SWEEP_BATCH:
+                break
+        return made
+
+    async def _sweep_typing(self) -> list[TypingUpdate]:
+        made: list[TypingUpdate] = []
+        for _ in range(SWEEP_MAX_BATCHES):
+            due = await self.store.due_typing(SWEEP_BATCH)
+            if not due:
+                break
+            stopped = await self.store.expire_typing(due)
+            made += stopped
+            await self.publisher.publish(typing_messages(stopped))
+            if len(due) < SWEEP_BATCH:
+                break
+        return made
