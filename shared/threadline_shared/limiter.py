@@ -117,10 +117,8 @@ class Limiter:
         now_arg = "" if self.clock is None else str(round(self.clock.now().timestamp() * 1_000_000))
         key = f"{KEY_PREFIX}{profile}:{route}:{subject}"
         try:
-            answer = await asyncio.wait_for(
-                self._script(keys=[key], args=[rate.interval_us, rate.tau_us, now_arg]),
-                self.timeout,
-            )
+            async with asyncio.timeout(self.timeout):
+                answer = await self._script(keys=[key], args=[rate.interval_us, rate.tau_us, now_arg])
         except (RedisError, OSError, TimeoutError) as exc:
             RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
             log.warning("rate limit failed open for %s: %s", profile, exc.__class__.__name__)

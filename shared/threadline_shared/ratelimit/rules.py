@@ -8,6 +8,7 @@ and is kept across reloads; new parameters apply from the next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -94,10 +95,9 @@ class RuleBook:
                     await self.reload()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("rate-limit rules not reloaded: %s", exc)
-                try:
-                    await asyncio.wait_for(self._changed.wait(), self.reload_seconds)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.reload_seconds):
+                        await self._changed.wait()
                 self._changed.clear()
 
     async def _listen(self) -> None:
@@ -116,9 +116,11 @@ class RuleBook:
                 self._changed.set()  # catch up with changes made while we were not listening
                 while not lost.is_set():
                     try:
-                        await asyncio.wait_for(lost.wait(), 5)
+                        async with asyncio.timeout(5):
+                            await lost.wait()
                     except TimeoutError:
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
+                        async with asyncio.timeout(5):
+                            await conn.fetchval("SELECT 1")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("tl_limits LISTEN lost: %s", exc)
             finally:
