@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -26,20 +28,31 @@ class SchemaTooOld(Exception):
     """The database schema is older than this code needs."""
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+# Called with each query a pooled connection runs (asyncpg's LoggedQuery); tests count queries with it.
+QueryLogger = Callable[[Any], None]
+
+
+async def _init_connection(conn: asyncpg.Connection, query_logger: QueryLogger | None = None) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
             type_name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
         )
+    if query_logger is not None:
+        conn.add_query_logger(query_logger)
 
 
 async def create_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+    database_url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    query_logger: QueryLogger | None = None,
+    **kwargs: Any,
 ) -> asyncpg.Pool:
-    """A pool whose connections encode and decode json/jsonb with orjson."""
-    pool = await asyncpg.create_pool(
-        database_url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs
-    )
+    """A pool whose connections encode and decode json/jsonb with orjson; ``query_logger``, if given, sees
+    every query its connections run after they are set up."""
+    init = partial(_init_connection, query_logger=query_logger)
+    pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=init, **kwargs)
     assert pool is not None
     return pool
 

@@ -112,7 +112,9 @@ CREATE TABLE messages (
     CHECK (parent_id IS NOT NULL OR root_id = id)
 );
 CREATE INDEX messages_tree ON messages (root_id, path);
-CREATE INDEX messages_path_gist ON messages USING gist (path);
+-- No GiST index on path: a gist_ltree_ops key holds a subtree's bound paths, and with 33-character labels
+-- keys of deep paths (~depth 52) overflow an index page (page splits recurse until "stack depth limit
+-- exceeded"), so threads could not reach depth 64. Tree pages use messages_tree (root_id, path).
 CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at);
 -- Unread counts scan a thread's live messages newer than a watermark.
 CREATE INDEX messages_thread_time ON messages (root_id, created_at) WHERE deleted_at IS NULL;
