@@ -16,10 +16,13 @@ from threadline_shared.errors import InvalidRequest
 PATH_GRAMMAR = re.compile(r"^m[0-9a-f]{32}(\.m[0-9a-f]{32}){0,63}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# Without a cursor the pages start from a bound below every path ('' has no labels) or above every thread
+# (infinity): the condition is then always an index condition, also in the generic plan PostgreSQL may pick
+# for the prepared statement, where "$2 IS NULL OR ..." would read the thread from its start.
 _TREE_PAGE = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
-WHERE root_id = $1 AND ($2::ltree IS NULL OR path > $2::ltree)
-ORDER BY path
+WHERE root_id = $1 AND path > coalesce($2::ltree, ''::ltree)
+ORDER BY messages.path  -- the ltree column (index order), not the text "path" of the select list
 LIMIT $3
 """
 _THREAD_PAGE = """
@@ -27,7 +30,8 @@ SELECT t.root_id, t.created_at, t.last_activity_at, t.message_count,
        r.content AS root_content, r.deleted_at AS root_deleted_at, r.author_user_id AS root_author
 FROM threads t JOIN messages r ON r.id = t.root_id
 WHERE t.conversation_id = $1
-  AND ($2::timestamptz IS NULL OR (t.last_activity_at, t.root_id) < ($2::timestamptz, $3::uuid))
+  AND (t.last_activity_at, t.root_id)
+      < (coalesce($2::timestamptz, 'infinity'), coalesce($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
 ORDER BY t.last_activity_at DESC, t.root_id DESC
 LIMIT $4
 """
@@ -42,7 +46,7 @@ LIMIT $3
 def parse_cursor_path(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if not PATH_GRAMMAR.match(raw):
+    if not PATH_GRAMMAR.fullmatch(raw):  # not match: "$" also matches before a trailing newline
         raise InvalidRequest.for_field("cursor_path", "must be a message path")
     return raw
 
@@ -60,7 +64,7 @@ def decode_after(raw: str | None) -> tuple[datetime, UUID] | None:
         decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         micros, root = decoded.split(".", 1)
         return _EPOCH + timedelta(microseconds=int(micros)), UUID(root)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):  # overflow: huge microseconds
         raise InvalidRequest.for_field("after", "must be a next_after value from a previous page") from None
 
 

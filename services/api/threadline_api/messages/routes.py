@@ -53,6 +53,14 @@ THREADS_LIMIT, THREADS_MAX = 50, 200
 CHUNKS_LIMIT, CHUNKS_MAX = 500, 1000
 
 
+def _storable(**fields: str | None) -> None:
+    """PostgreSQL text cannot hold U+0000, so such a content or reason cannot be stored as sent (1.5): 422
+    like any other body that breaks the rules, instead of a failed insert (500)."""
+    for name, value in fields.items():
+        if value is not None and "\x00" in value:
+            raise ValidationFailed.for_field(name, "must not contain the character U+0000")
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -61,6 +69,7 @@ def _settings(request: Request) -> Settings:
 async def post_root(request: Request) -> Response:
     conversation_id = path_uuid(request, "conversation_id")
     body = await read_json(request, PostRootMessageRequest)
+    _storable(content=body.content)
     principal = principal_of(request)
     pool = request.state.pool
     require_writer(await access_conversation(pool, conversation_id, principal.user_id))
@@ -92,6 +101,7 @@ async def post_root(request: Request) -> Response:
 async def reply(request: Request) -> Response:
     parent_id = path_uuid(request, "parent_id")
     body = await read_json(request, ReplyMessageRequest)
+    _storable(content=body.content)
     principal = principal_of(request)
     pool = request.state.pool
     parent = await existing_message(pool, parent_id)
@@ -185,6 +195,7 @@ async def chunks(request: Request) -> Response:
 async def edit(request: Request) -> Response:
     message_id = path_uuid(request, "message_id")
     body = await read_json(request, MessageEditRequest)
+    _storable(content=body.content, reason=body.reason)
     principal = principal_of(request)
     pool = request.state.pool
     message = await existing_message(pool, message_id)
@@ -198,6 +209,7 @@ async def edit(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     message_id = path_uuid(request, "message_id")
     body = await read_json(request, MessageDeleteRequest)
+    _storable(reason=body.reason)
     principal = principal_of(request)
     pool = request.state.pool
     message = await existing_message(pool, message_id)
