@@ -41,6 +41,15 @@ async def _init_connection(conn: asyncpg.Connection, query_logger: QueryLogger |
         conn.add_query_logger(query_logger)
 
 
+async def release_connection(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's default reset query (``RESET ALL; UNLISTEN *; ...``, one more round
+    trip per release): pooled connections never change session state in Threadline (no SET, LISTEN,
+    cursors or session advisory locks; listeners use dedicated connections). An open transaction is rolled
+    back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(
     database_url: str,
     *,
@@ -52,6 +61,7 @@ async def create_pool(
     """A pool whose connections encode and decode json/jsonb with orjson; ``query_logger``, if given, sees
     every query its connections run after they are set up."""
     init = partial(_init_connection, query_logger=query_logger)
+    kwargs.setdefault("reset", release_connection)
     pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=init, **kwargs)
     assert pool is not None
     return pool

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -18,12 +19,22 @@ from threadline_shared.db import Conn
 
 EVENTS_CHANNEL = "tl_events"
 
-_INSERT = """
-INSERT INTO event_log (conversation_id, seq, type, envelope, audience_user_id)
-SELECT $1, e.seq, e.type, e.envelope, e.audience
-FROM unnest($2::bigint[], $3::text[], $4::text[], $5::uuid[])
-     WITH ORDINALITY AS e(seq, type, envelope, audience, n)
-ORDER BY e.n
+# One round trip: take the numbers (the counter row lock is held to commit), insert the rows in order with
+# created_at = clock_timestamp() after the lock, and queue the doorbell with the new top.
+_APPEND = """
+WITH top AS (
+    UPDATE conversations
+    SET last_seq = last_seq + $2,
+        last_activity_at = greatest(last_activity_at, coalesce($7::timestamptz, last_activity_at))
+    WHERE id = $1
+    RETURNING last_seq
+), inserted AS (
+    INSERT INTO event_log (conversation_id, seq, type, envelope, audience_user_id)
+    SELECT $1, top.last_seq - $2 + e.n, e.type, e.envelope, e.audience
+    FROM top, unnest($3::text[], $4::text[], $5::uuid[]) WITH ORDINALITY AS e(type, envelope, audience, n)
+    ORDER BY e.n
+)
+SELECT top.last_seq, pg_notify($6, $1::text || ':' || top.last_seq::text) FROM top
 """
 
 
@@ -58,32 +69,30 @@ def parse_notify_payload(payload: str) -> tuple[UUID, int]:
     return UUID(conversation), int(seq)
 
 
-async def append_events(conn: Conn, conversation_id: UUID, entries: Sequence[LogEntry]) -> list[int]:
+async def append_events(
+    conn: Conn, conversation_id: UUID, entries: Sequence[LogEntry], *, activity_at: datetime | None = None
+) -> list[int]:
     """Append ``entries`` in order with consecutive sequence numbers; return those numbers.
 
     Must run inside the caller's transaction: the events commit (and the doorbell rings) with the state change
-    or not at all.
+    or not at all. ``activity_at`` also moves the conversation's ``last_activity_at`` forward (a new message),
+    in the same statement.
     """
     if not entries:
         return []
     if not conn.is_in_transaction():
         raise RuntimeError("append_events must run inside the transaction of the state change")
-    top = await conn.fetchval(
-        "UPDATE conversations SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
+    row = await conn.fetchrow(
+        _APPEND,
         conversation_id,
         len(entries),
-    )
-    if top is None:
-        raise ConversationNotFound(str(conversation_id))
-    first = top - len(entries) + 1
-    seqs = list(range(first, top + 1))
-    await conn.execute(
-        _INSERT,
-        conversation_id,
-        seqs,
         [str(entry.event.type) for entry in entries],
         [entry.event.to_json().decode() for entry in entries],
         [entry.audience_user_id for entry in entries],
+        EVENTS_CHANNEL,
+        activity_at,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, notify_payload(conversation_id, top))
-    return seqs
+    if row is None:
+        raise ConversationNotFound(str(conversation_id))
+    top: int = row["last_seq"]
+    return list(range(top - len(entries) + 1, top + 1))

@@ -57,12 +57,6 @@ def create_presence_redis(redis_url: str) -> Redis:
     return client
 
 
-async def keep_session_state(conn: asyncpg.Connection) -> None:
-    """Pool release without asyncpg's default reset query (``RESET ALL; UNLISTEN *; ...``), one round trip
-    per query saved: this service's pooled connections never change session state (no SET, LISTEN or
-    advisory locks; the listener has its own connection). asyncpg still rolls back an open transaction."""
-
-
 async def redis_missing_within(redis: Redis, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> list[str]:
     try:
         async with asyncio.timeout(timeout_seconds):
@@ -90,7 +84,6 @@ def create_app(settings: PresenceSettings, *, clock: Clock | None = None) -> Sta
             settings.database_url,
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_max_size,
-            reset=keep_session_state,
         )
 
         async def load(user_ids: Sequence[UUID]) -> dict[UUID, list[UUID]]:

@@ -1,8 +1,13 @@
 """`threadline-streamer`: run the streamer. On SIGTERM/SIGINT every stream ends at once, so that uvicorn's
-graceful shutdown is not held up by long-lived connections (clients resume elsewhere)."""
+graceful shutdown is not held up by long-lived connections (clients resume elsewhere).
+
+After a graceful shutdown uvicorn raises the signal it caught again, for the handler that was installed
+before it; the one installed here for SIGTERM does nothing, so that a completed shutdown exits with status 0
+rather than dying of the signal."""
 
 from __future__ import annotations
 
+import signal
 from types import FrameType
 
 import uvicorn
@@ -10,6 +15,7 @@ import uvicorn
 from threadline_shared.server import load_settings, serve
 from threadline_streamer.app import SERVICE, close_streams, create_app
 from threadline_streamer.settings import StreamerSettings
+from threadline_streamer.transport import AbortableHttpToolsProtocol
 
 
 def main() -> None:
@@ -18,10 +24,15 @@ def main() -> None:
     app = create_app(settings)
 
     class StreamerServer(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
+            config.http = AbortableHttpToolsProtocol  # lets a stream drop a client that stopped reading
+            super().__init__(config)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             close_streams(app)
             super().handle_exit(sig, frame)
 
+    signal.signal(signal.SIGTERM, lambda sig, frame: None)
     serve(app, settings, SERVICE, server_class=StreamerServer)
 
 

@@ -66,7 +66,7 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
             max_size=settings.database_pool_max_size,
         )
         redis = create_redis(settings.redis_url)
-        hub = Hub(pool)
+        hub = Hub(pool, queue_size=settings.stream_queue_size)
         app.state.hub = hub
         listener = Listener(settings.database_url, hub)
         forwarder = EphemeralForwarder(redis, hub)

@@ -8,6 +8,11 @@ at a time; doorbells that arrive meanwhile are coalesced into the next read.
 A channel's cursor starts at the conversation's ``last_seq`` when its first subscriber arrives (before that
 subscriber reads the log), so events committed later are read live and earlier ones by the replay; the
 connection drops duplicates by sequence number.
+
+Rows are read in slices of at most half a connection's queue: a backlog (the catch-up after the LISTEN
+connection was lost, or doorbells coalesced under load) is then fanned out slice by slice, and each
+connection's writer empties its queue while the next slice is read. Read in one go, a backlog longer than the
+queue would close every connection of the conversation as a slow consumer, however fast it reads.
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ class Channel:
 
 
 class Hub:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, queue_size: int) -> None:
         self.pool = pool
+        self.read_batch = max(1, min(READ_BATCH, queue_size // 2))
         self.channels: dict[UUID, Channel] = {}
         self._creating: dict[UUID, asyncio.Future[Channel]] = {}
         self._wakeup = asyncio.Event()
@@ -135,11 +141,13 @@ class Hub:
                 started = channel.pending_since
                 channel.pending_since = None
                 while True:
-                    rows = await self.pool.fetch(_READ, channel.conversation_id, channel.cursor, READ_BATCH)
+                    rows = await self.pool.fetch(
+                        _READ, channel.conversation_id, channel.cursor, self.read_batch
+                    )
                     if rows:
                         self._deliver(channel, rows, started)
                         channel.cursor = rows[-1]["seq"]
-                    if len(rows) < READ_BATCH:
+                    if len(rows) < self.read_batch:
                         break
                 DOORBELL_TO_QUEUE.observe(time.perf_counter() - started)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

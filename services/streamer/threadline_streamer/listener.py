@@ -19,6 +19,8 @@ from threadline_streamer.hub import Hub
 log = logging.getLogger(__name__)
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+# Names the LISTEN backend in pg_stat_activity, for operators (and the tests that cut it).
+APPLICATION_NAME = "threadline-streamer-listener"
 
 
 class Listener:
@@ -45,8 +47,10 @@ class Listener:
         first = True
         while True:
             try:
-                conn = await asyncpg.connect(self.database_url, timeout=10)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                conn = await asyncpg.connect(
+                    self.database_url, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+                )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("LISTEN connection failed (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)

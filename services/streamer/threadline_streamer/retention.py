@@ -1,7 +1,7 @@
 """Event-log retention (contract 6.9): every interval, delete in batches the events older than the age limit
 and those beyond the newest N of each conversation, moving each conversation's prune horizon (the highest
-removed sequence number and that event's ``created_at``). Rows are claimed with ``SKIP LOCKED`` so several
-streamer replicas can prune at once."""
+removed sequence number and that event's ``created_at``) in the same transaction. Rows are claimed with
+``SKIP LOCKED`` and horizons locked in a fixed order, so several streamer replicas can prune at once."""
 
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ from threadline_shared.clock import Clock
 
 log = logging.getLogger(__name__)
 
-_HORIZON = """
-UPDATE conversations c
-SET pruned_seq = greatest(c.pruned_seq, d.max_seq),
-    pruned_at = CASE WHEN d.max_seq > c.pruned_seq THEN d.max_created ELSE c.pruned_at END
-FROM (
-    SELECT conversation_id, max(seq) AS max_seq, max(created_at) AS max_created
-    FROM removed GROUP BY conversation_id
-) d
-WHERE c.id = d.conversation_id
+_REMOVE = """
+removed AS (
+    DELETE FROM event_log e USING doomed d
+    WHERE e.conversation_id = d.conversation_id AND e.seq = d.seq
+    RETURNING e.conversation_id, e.seq, e.created_at
+)
+SELECT conversation_id, max(seq) AS max_seq, max(created_at) AS max_created, count(*) AS removed
+FROM removed GROUP BY conversation_id ORDER BY conversation_id
 """
 
 _PRUNE_BY_AGE = f"""
@@ -33,14 +32,11 @@ WITH doomed AS (
     ORDER BY created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-), removed AS (
-    DELETE FROM event_log e USING doomed d
-    WHERE e.conversation_id = d.conversation_id AND e.seq = d.seq
-    RETURNING e.conversation_id, e.seq, e.created_at
-), horizon AS ({_HORIZON} RETURNING 1)
-SELECT count(*) FROM removed
+), {_REMOVE}
 """
 
+# Rows are claimed inside the per-conversation scan, so that two pruners take different rows instead of both
+# picking the same first rows and one of them finding them all locked.
 _PRUNE_BY_COUNT = f"""
 WITH doomed AS (
     SELECT e.conversation_id, e.seq
@@ -50,30 +46,50 @@ WITH doomed AS (
         WHERE conversation_id = c.id AND seq <= c.last_seq - $1
         ORDER BY seq
         LIMIT $2
+        FOR UPDATE SKIP LOCKED
     ) e
     WHERE c.last_seq - c.pruned_seq > $1
     LIMIT $2
-), locked AS (
-    SELECT e.conversation_id, e.seq FROM event_log e JOIN doomed d USING (conversation_id, seq)
-    FOR UPDATE OF e SKIP LOCKED
-), removed AS (
-    DELETE FROM event_log e USING locked d
-    WHERE e.conversation_id = d.conversation_id AND e.seq = d.seq
-    RETURNING e.conversation_id, e.seq, e.created_at
-), horizon AS ({_HORIZON} RETURNING 1)
-SELECT count(*) FROM removed
+), {_REMOVE}
 """
+
+# Pruners lock the conversation rows of their horizons in id order, so that two of them never deadlock.
+_LOCK_CONVERSATIONS = """
+SELECT 1 FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
+"""
+_HORIZON = """
+UPDATE conversations c
+SET pruned_seq = greatest(c.pruned_seq, d.max_seq),
+    pruned_at = CASE WHEN d.max_seq > c.pruned_seq THEN d.max_created ELSE c.pruned_at END
+FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS d(id, max_seq, max_created)
+WHERE c.id = d.id
+"""
+
+
+async def _prune_batch(pool: asyncpg.Pool, query: str, *args: object) -> int:
+    """One batch in one transaction: delete the claimed rows, then move the horizons they touched."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(query, *args)
+        if not rows:
+            return 0
+        ids = [row["conversation_id"] for row in rows]
+        await conn.execute(_LOCK_CONVERSATIONS, ids)
+        await conn.execute(
+            _HORIZON, ids, [row["max_seq"] for row in rows], [row["max_created"] for row in rows]
+        )
+        return sum(int(row["removed"]) for row in rows)
 
 
 async def prune_once(
     pool: asyncpg.Pool, *, now: datetime, max_age: timedelta, max_events: int, batch_size: int
 ) -> int:
-    """Prune until nothing is left to prune; return the number of events removed."""
+    """Prune until nothing is left to prune; return the number of events removed. Rows another pruner has
+    claimed are skipped (it removes them), so concurrent pruners remove each row once."""
     total = 0
     while True:
-        by_age = await pool.fetchval(_PRUNE_BY_AGE, now - max_age, batch_size)
-        by_count = await pool.fetchval(_PRUNE_BY_COUNT, max_events, batch_size)
-        total += int(by_age) + int(by_count)
+        by_age = await _prune_batch(pool, _PRUNE_BY_AGE, now - max_age, batch_size)
+        by_count = await _prune_batch(pool, _PRUNE_BY_COUNT, max_events, batch_size)
+        total += by_age + by_count
         if by_age < batch_size and by_count < batch_size:
             return total
 

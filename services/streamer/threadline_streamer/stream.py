@@ -29,6 +29,7 @@ from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.cursor import parse_cursor
 from threadline_streamer.hub import Hub
 from threadline_streamer.metrics import DOORBELL_TO_WRITE, REPLAYED
+from threadline_streamer.transport import abort_connection
 from threadline_streamer.wire import durable_frame, ephemeral_frame, retry_frame
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ Snapshot = Callable[[Connection], Awaitable[bytes]]
 _MEMBERSHIP = """
 SELECT joined_at FROM participants WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
 """
+FINAL_WRITE_SECONDS = 1.0
 RESYNC = ephemeral_frame("error", ErrorEvent(payload=StreamError.resync_required()).to_json())
 
 
@@ -106,8 +108,7 @@ class EventStream(Response):
             reason = connection.closed or connection.close_after_flush or CloseReason.CLIENT
             STREAM_CLOSED.labels(reason.value).inc()
             STREAM_CONNECTIONS.dec()
-            with contextlib.suppress(OSError, RuntimeError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await _end(scope, send)
 
     async def _write(self, send: Send, data: bytes, limit: float) -> None:
         if not data or self.connection.closed is not None:
@@ -155,6 +156,20 @@ class EventStream(Response):
                 await self._write(send, data, limit)
                 if since is not None:
                     DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
+
+
+async def _end(scope: Scope, send: Send) -> None:
+    """End the response; abort the connection when even that last write cannot finish (a client that
+    stopped reading), so that the socket closes instead of waiting for the client forever."""
+    try:
+        await asyncio.wait_for(
+            send({"type": "http.response.body", "body": b"", "more_body": False}), FINAL_WRITE_SECONDS
+        )
+    except TimeoutError:
+        if abort_connection(scope):
+            await asyncio.sleep(0)  # the server learns the connection is gone before the app returns
+    except (OSError, RuntimeError):
+        pass
 
 
 async def _watch_disconnect(receive: Receive, connection: Connection) -> None:

@@ -29,14 +29,6 @@ STOP_SECONDS = 8.0
 log = logging.getLogger(__name__)
 
 
-async def release_connection(conn: asyncpg.Connection) -> None:
-    """Pool reset on release. The worker never changes session state (no SET, LISTEN, cursors or advisory
-    locks on pooled connections), so asyncpg's default reset query, one more transaction per release, is
-    skipped; only an open transaction is rolled back."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-
-
 class AssistantSettings(Settings):
     port: int = Field(default=8003, ge=0, le=65535)
 
@@ -58,7 +50,6 @@ def create_app(settings: AssistantSettings, *, clock: MonotonicClock | None = No
             min_size=1,
             max_size=settings.assistant_concurrency + 2,
             command_timeout=COMMAND_TIMEOUT_SECONDS,
-            reset=release_connection,
         )
         try:
             async with open_provider(settings) as provider, asyncio.TaskGroup() as tasks:

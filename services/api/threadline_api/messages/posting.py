@@ -41,6 +41,26 @@ RETURNING last_activity_at
 """
 
 
+_FACTS = """
+SELECT assistant_replies,
+       (SELECT count(*) FROM participants WHERE conversation_id = $1 AND left_at IS NULL) AS participants
+FROM conversations WHERE id = $1
+"""
+_ENQUEUE = """
+WITH job AS (
+    INSERT INTO assistant_jobs (conversation_id, trigger_message_id) VALUES ($1, $2) RETURNING id
+)
+SELECT id, pg_notify($3, id::text) FROM job
+"""
+
+
+async def conversation_facts(conn: Conn, conversation_id: UUID) -> tuple[bool, int]:
+    """``(assistant_replies, active participants)`` of the conversation, in one query."""
+    row = await conn.fetchrow(_FACTS, conversation_id)
+    assert row is not None  # the caller is a participant
+    return bool(row["assistant_replies"]), int(row["participants"])
+
+
 @dataclass(frozen=True, slots=True)
 class Posted:
     message: asyncpg.Record
@@ -56,9 +76,12 @@ async def post_message(
     content: str,
     role: str,
     assistant_replies: bool,
+    participants: int,
     unread_fanout_max: int,
 ) -> Posted:
-    """Write a new message and everything it causes. Must run inside a transaction."""
+    """Write a new message and everything it causes. Must run inside a transaction. ``assistant_replies``
+    and ``participants`` (active participants) come from :func:`conversation_facts`, read in the same
+    transaction."""
     message_id = uuid7()
     if parent is None:
         root_id, parent_id, path, depth = message_id, None, path_label(message_id), 1
@@ -71,7 +94,6 @@ async def post_message(
     assert row is not None
     created_at = row["created_at"]
     entries: list[LogEntry] = []
-    participants = await unread.active_participant_count(conn, conversation_id)
     if parent is None:
         thread = await conn.fetchrow(_NEW_THREAD, root_id, conversation_id, created_at)
         assert thread is not None
@@ -86,11 +108,6 @@ async def post_message(
         last_activity = thread["last_activity_at"]
     else:
         last_activity = await conn.fetchval(_THREAD_ACTIVITY, root_id, created_at)
-    await conn.execute(
-        "UPDATE conversations SET last_activity_at = greatest(last_activity_at, $2) WHERE id = $1",
-        conversation_id,
-        created_at,
-    )
     entries += [created_entry(row), thread_activity_entry(root_id, last_activity)]
     if author_id is not None:
         await unread.move_watermark(conn, author_id, root_id, conversation_id, created_at)
@@ -99,13 +116,8 @@ async def post_message(
             conn, conversation_id, root_id, excluding=[author_id] if author_id else []
         )
         entries += [unread_entry(user_id, root_id, count) for user_id, count in others]
-    await append_events(conn, conversation_id, entries)
+    await append_events(conn, conversation_id, entries, activity_at=created_at)
     job_id = None
     if assistant_replies and role == "user" and author_id is not None and depth < MAX_DEPTH:
-        job_id = await conn.fetchval(
-            "INSERT INTO assistant_jobs (conversation_id, trigger_message_id) VALUES ($1, $2) RETURNING id",
-            conversation_id,
-            message_id,
-        )
-        await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, str(job_id))
+        job_id = await conn.fetchval(_ENQUEUE, conversation_id, message_id, JOBS_CHANNEL)
     return Posted(row, job_id)

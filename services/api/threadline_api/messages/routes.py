@@ -19,7 +19,7 @@ from threadline_api.messages.access import (
     require_message_permission,
     require_writer,
 )
-from threadline_api.messages.posting import MAX_DEPTH, post_message
+from threadline_api.messages.posting import MAX_DEPTH, conversation_facts, post_message
 from threadline_api.messages.posting_limit import check_posting_limit
 from threadline_api.messages.views import message_view, thread_summary, unread_entry
 from threadline_shared.auth import principal_of
@@ -75,9 +75,7 @@ async def post_root(request: Request) -> Response:
     require_writer(await access_conversation(pool, conversation_id, principal.user_id))
     await check_posting_limit(request, conversation_id, principal.user_id)
     async with pool.acquire() as conn, conn.transaction():
-        assistant_replies = await conn.fetchval(
-            "SELECT assistant_replies FROM conversations WHERE id = $1", conversation_id
-        )
+        assistant_replies, participants = await conversation_facts(conn, conversation_id)
         posted = await post_message(
             conn,
             conversation_id=conversation_id,
@@ -86,6 +84,7 @@ async def post_root(request: Request) -> Response:
             content=body.content,
             role=body.role.value,
             assistant_replies=assistant_replies,
+            participants=participants,
             unread_fanout_max=_settings(request).unread_fanout_max_participants,
         )
     await _after_post(request, conversation_id, principal.user_id)
@@ -111,9 +110,7 @@ async def reply(request: Request) -> Response:
         raise ValidationFailed.for_field("parent_id", f"a thread is at most {MAX_DEPTH} levels deep")
     await check_posting_limit(request, conversation_id, principal.user_id)
     async with pool.acquire() as conn, conn.transaction():
-        assistant_replies = await conn.fetchval(
-            "SELECT assistant_replies FROM conversations WHERE id = $1", conversation_id
-        )
+        assistant_replies, participants = await conversation_facts(conn, conversation_id)
         posted = await post_message(
             conn,
             conversation_id=conversation_id,
@@ -122,6 +119,7 @@ async def reply(request: Request) -> Response:
             content=body.content,
             role=body.role.value,
             assistant_replies=assistant_replies,
+            participants=participants,
             unread_fanout_max=_settings(request).unread_fanout_max_participants,
         )
     await _after_post(request, conversation_id, principal.user_id)
