@@ -79,6 +79,8 @@ class Listener:
         """Return when the connection is lost; a cheap periodic query notices a silently dead socket."""
         while not self._lost.is_set():
             try:
-                await asyncio.wait_for(self._lost.wait(), timeout=5)
+                async with asyncio.timeout(5):
+                    await self._lost.wait()
             except TimeoutError:
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=5)
+                async with asyncio.timeout(5):
+                    await conn.fetchval("SELECT 1")

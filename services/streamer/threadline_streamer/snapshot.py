@@ -32,10 +32,10 @@ class Snapshotter:
     async def __call__(self, connection: Connection) -> bytes:
         rows = await self.pool.fetch(_PARTICIPANTS, connection.conversation_id)
         try:
-            presence, typing = await asyncio.wait_for(
-                snapshot(self.redis, connection.conversation_id, [row["user_id"] for row in rows]),
-                SNAPSHOT_TIMEOUT_SECONDS,
-            )
+            async with asyncio.timeout(SNAPSHOT_TIMEOUT_SECONDS):
+                presence, typing = await snapshot(
+                    self.redis, connection.conversation_id, [row["user_id"] for row in rows]
+                )
         except (RedisUnavailable, TimeoutError) as exc:
             log.info("snapshot skipped: Redis unavailable (%s)", exc.__class__.__name__)
             return b""

@@ -113,7 +113,8 @@ class EventStream(Response):
     async def _write(self, send: Send, data: bytes, limit: float) -> None:
         if not data or self.connection.closed is not None:
             return
-        await asyncio.wait_for(send({"type": "http.response.body", "body": data, "more_body": True}), limit)
+        async with asyncio.timeout(limit):
+            await send({"type": "http.response.body", "body": data, "more_body": True})
         self.connection.last_write = time.monotonic()
 
     async def _replay(self, send: Send, limit: float) -> None:
@@ -162,9 +163,8 @@ async def _end(scope: Scope, send: Send) -> None:
     """End the response; abort the connection when even that last write cannot finish (a client that
     stopped reading), so that the socket closes instead of waiting for the client forever."""
     try:
-        await asyncio.wait_for(
-            send({"type": "http.response.body", "body": b"", "more_body": False}), FINAL_WRITE_SECONDS
-        )
+        async with asyncio.timeout(FINAL_WRITE_SECONDS):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except TimeoutError:
         if abort_connection(scope):
             await asyncio.sleep(0)  # the server learns the connection is gone before the app returns

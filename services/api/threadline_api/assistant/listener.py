@@ -80,6 +80,8 @@ class JobSignals:
         """Return when the connection is lost; a cheap periodic query notices a silently dead socket."""
         while not self._lost.is_set():
             try:
-                await asyncio.wait_for(self._lost.wait(), timeout=CHECK_SECONDS)
+                async with asyncio.timeout(CHECK_SECONDS):
+                    await self._lost.wait()
             except TimeoutError:
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=CHECK_SECONDS)
+                async with asyncio.timeout(CHECK_SECONDS):
+                    await conn.fetchval("SELECT 1")
