@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import asyncpg
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,35 +67,42 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def post_root(request: Request) -> Response:
-    conversation_id = path_uuid(request, "conversation_id")
-    body = await read_json(request, PostRootMessageRequest)
-    _storable(content=body.content)
+async def _post(
+    request: Request, conversation_id: UUID, parent: asyncpg.Record | None, content: str, role: str
+) -> asyncpg.Record:
+    """The common tail of root and reply, after their own checks: the posting limit (checked last), the
+    write in one transaction, then clearing the author's typing after commit (5.3, 7.3)."""
     principal = principal_of(request)
-    pool = request.state.pool
-    require_writer(await access_conversation(pool, conversation_id, principal.user_id))
     await check_posting_limit(request, conversation_id, principal.user_id)
-    async with pool.acquire() as conn, conn.transaction():
+    async with request.state.pool.acquire() as conn, conn.transaction():
         assistant_replies, participants = await conversation_facts(conn, conversation_id)
         posted = await post_message(
             conn,
             conversation_id=conversation_id,
             author_id=principal.user_id,
-            parent=None,
-            content=body.content,
-            role=body.role.value,
+            parent=parent,
+            content=content,
+            role=role,
             assistant_replies=assistant_replies,
             participants=participants,
             unread_fanout_max=_settings(request).unread_fanout_max_participants,
         )
-    await _after_post(request, conversation_id, principal.user_id)
-    message_id = posted.message["id"]
-    return model_response(
-        PostRootMessageResponse(
-            message_id=message_id, root_id=message_id, conversation_id=conversation_id, depth=1
-        ),
-        201,
+    await request.app.state.after_post(request, conversation_id, principal.user_id)
+    return posted.message
+
+
+async def post_root(request: Request) -> Response:
+    conversation_id = path_uuid(request, "conversation_id")
+    body = await read_json(request, PostRootMessageRequest)
+    _storable(content=body.content)
+    principal = principal_of(request)
+    require_writer(await access_conversation(request.state.pool, conversation_id, principal.user_id))
+    message = await _post(request, conversation_id, None, body.content, body.role.value)
+    message_id = message["id"]
+    response = PostRootMessageResponse(
+        message_id=message_id, root_id=message_id, conversation_id=conversation_id, depth=1
     )
+    return model_response(response, 201)
 
 
 async def reply(request: Request) -> Response:
@@ -108,37 +116,15 @@ async def reply(request: Request) -> Response:
     require_writer(await access_conversation(pool, conversation_id, principal.user_id))
     if parent["depth"] + 1 > MAX_DEPTH:
         raise ValidationFailed.for_field("parent_id", f"a thread is at most {MAX_DEPTH} levels deep")
-    await check_posting_limit(request, conversation_id, principal.user_id)
-    async with pool.acquire() as conn, conn.transaction():
-        assistant_replies, participants = await conversation_facts(conn, conversation_id)
-        posted = await post_message(
-            conn,
-            conversation_id=conversation_id,
-            author_id=principal.user_id,
-            parent=parent,
-            content=body.content,
-            role=body.role.value,
-            assistant_replies=assistant_replies,
-            participants=participants,
-            unread_fanout_max=_settings(request).unread_fanout_max_participants,
-        )
-    await _after_post(request, conversation_id, principal.user_id)
-    message = posted.message
-    return model_response(
-        ReplyMessageResponse(
-            message_id=message["id"],
-            root_id=message["root_id"],
-            conversation_id=conversation_id,
-            parent_id=parent_id,
-            depth=message["depth"],
-        ),
-        201,
+    message = await _post(request, conversation_id, parent, body.content, body.role.value)
+    response = ReplyMessageResponse(
+        message_id=message["id"],
+        root_id=message["root_id"],
+        conversation_id=conversation_id,
+        parent_id=parent_id,
+        depth=message["depth"],
     )
-
-
-async def _after_post(request: Request, conversation_id: UUID, author_id: UUID) -> None:
-    """After commit: the author's typing entries in the conversation are cleared (5.3, 7.3)."""
-    await request.app.state.after_post(request, conversation_id, author_id)
+    return model_response(response, 201)
 
 
 async def get_message(request: Request) -> Response:
