@@ -85,6 +85,10 @@ class Hub:
             )
             channel = Channel(conversation_id, int(cursor or 0))
             self.channels[conversation_id] = channel
+            # A doorbell that rang between reading last_seq and registering the channel was ignored: read
+            # once now, so such an event is not held back until the conversation's next doorbell.
+            channel.pending_since = time.perf_counter()
+            self._wakeup.set()
             future.set_result(channel)
             self.on_channel_opened(conversation_id)
             return channel
