@@ -179,3 +179,28 @@ async def test_since_replays_events_newer_than_the_time(stack: Stack, api: Api) 
         replayed = await stream.durable(1)
     assert types(replayed) == ["membership.changed"]
     assert replayed[0].id == 1
+
+
+async def test_presence_and_typing_reach_the_stream_without_ids(stack: Stack, api: Api) -> None:
+    alice, bob, conversation = await two_members(api)
+    async with (
+        open_stream(stack.url("streamer"), conversation, alice.token) as stream,
+        httpx.AsyncClient(base_url=stack.url("presence"), headers=bob.bearer) as presence,
+    ):
+        await stream.until("presence.update")
+        await stream.until("presence.update")  # the snapshot: one per participant
+        assert (await presence.post("/api/presence/heartbeat", json={})).status_code == 204
+        online = await stream.until("presence.update")
+        assert (
+            await presence.post("/api/typing", json={"conversation_id": conversation, "seconds": 10})
+        ).status_code == 204
+        typing = await stream.until("typing.update")
+        await api.post(f"/api/threads/{conversation}/root", bob, json={"content": "done typing"})
+        stopped = await stream.until("typing.update")
+
+    assert online.id is None and online.payload["user_id"] == str(bob.id)
+    assert online.payload["status"] == "online"
+    assert typing.id is None
+    assert typing.payload["user_id"] == str(bob.id)
+    assert "root_id" not in typing.payload
+    assert typing.payload["expires_at"] > stopped.payload["expires_at"], "a post stops the typing at once"
