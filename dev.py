@@ -3,6 +3,7 @@
 
     python3 dev.py run     # install into .venv, start PostgreSQL, Redis and every service
     python3 dev.py test    # install into .venv, then ruff, mypy --strict, pytest
+                           # (as root, installs Debian's chromium for the browser test when missing)
 
 Everything else (embedded PostgreSQL, Redis, the services) is installed into `.venv` by this script.
 Installation is skipped when nothing it depends on changed since the last run.
@@ -64,6 +65,23 @@ def ensure_env() -> None:
     stamp_file.write_text(stamp)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """The browser-grade stream test drives Debian's Chromium (Playwright's own download is not used)."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        sys.exit("dev.py: the test suite needs /usr/bin/chromium (Debian package 'chromium'); install it")
+    print("dev.py: installing Debian's chromium for the browser test", flush=True)
+    apt = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(apt, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(apt, env=env, stdout=subprocess.DEVNULL, check=True)
+
+
 def run_stack(args: list[str]) -> int:
     ensure_env()
     os.environ.setdefault("THREADLINE_DATA_DIR", str(ROOT / ".data"))
@@ -73,6 +91,7 @@ def run_stack(args: list[str]) -> int:
 
 def run_tests(args: list[str]) -> int:
     ensure_env()
+    ensure_chromium()
     bin_dir = VENV / "bin"
     steps: list[tuple[str, list[str | Path]]] = [
         ("ruff", [bin_dir / "ruff", "check", "."]),

@@ -37,6 +37,7 @@ def test_the_test_command_stops_at_the_first_failing_gate(
         return subprocess.CompletedProcess(command, code)
 
     monkeypatch.setattr(dev, "ensure_env", lambda: None)
+    monkeypatch.setattr(dev, "ensure_chromium", lambda: None)
     monkeypatch.setattr(dev.subprocess, "run", run)
 
     code = dev.run_tests(["-x"])

@@ -50,7 +50,7 @@ async def listening(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[List
 
 async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
     async def poll() -> None:
-        while not condition():  # noqa: ASYNC110 - polls a cache the listener changes from another task
+        while not condition():
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)

@@ -38,7 +38,7 @@ async def ready(presence: Presence) -> httpx.Response:
 
 async def until_ready(presence: Presence, timeout: float = 15) -> None:
     async def poll() -> None:
-        while (await ready(presence)).status_code != 200:  # noqa: ASYNC110 - polls over HTTP
+        while (await ready(presence)).status_code != 200:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(poll(), timeout)
