@@ -1,0 +1,541 @@
+"""Benchmark: one streamer process; replay time, idle SSE capacity and live fan-out through the event log.
+
+    .venv/bin/python bench/streamer_fanout.py                       # defaults, about a minute
+    .venv/bin/python bench/streamer_fanout.py --connections 10000 --conversations 100 --rates 200,480
+
+Starts its own PostgreSQL and Redis (embedded, durable settings), one api process (rate limits off; used
+for the first user through ``POST /api/setup`` and login, as a check that the stack works) and ONE streamer
+process. The other users and their sessions are created below the API (rows and ``SessionService.issue``),
+and events are committed straight through ``threadline_shared.eventlog.append_events`` (``membership.changed``
+envelopes with a random ``user_id``), one event per transaction, as the api would. Then it measures
+(DESIGN 5):
+
+1. replay: connect with ``Last-Event-ID: 0`` to a conversation holding 1,000 durable events; time from
+   connect until the 1,000th event is read (goal <= 100 ms). Several runs, min and median.
+2. idle capacity: ``--connections`` authenticated SSE connections spread over ``--conversations``
+   conversations, opened by ``--client-processes`` raw asyncio clients; waits until each has its first
+   bytes (the ``retry:`` line) and prints the streamer's RSS growth per connection (VmRSS before and
+   after; goal <= 20 KiB) and the connect rate (goal 3,000/s).
+3. fan-out: with those connections open, commits events at each fixed rate of ``--rates`` (commits/s,
+   round-robin over the conversations) for ``--seconds``; prints deliveries/s actually received, the
+   commit-to-client latency p50/p99 (from just before COMMIT until a client read the event's ``id:``
+   line; all processes share CLOCK_MONOTONIC) and the streamer's CPU per delivery (utime+stime from
+   ``/proc/<pid>/stat``; goal <= 20 us). Goals: >= 48,000 deliveries/s at p99 <= 50 ms, p99 <= 10 ms at
+   20,000 deliveries/s.
+
+The load generator (clients and writer) shares the machine with the streamer and PostgreSQL; its CPU use
+is printed and flagged when a client process was CPU-bound (its figures are then a floor for the streamer,
+not a ceiling). RLIMIT_NOFILE is raised to the hard limit before the streamer starts (it inherits it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import re
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from threadline_db import migrate_url
+from threadline_devstack.servers import EmbeddedPostgres, EmbeddedRedis, free_port
+from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
+from threadline_shared.clock import SystemClock
+from threadline_shared.db import create_pool
+from threadline_shared.dto.enums import ConversationRole, MembershipAction
+from threadline_shared.dto.events import MembershipChanged, MembershipChangedEvent
+from threadline_shared.eventlog import LogEntry, append_events
+from threadline_shared.sessions import SessionService
+from threadline_shared.settings import Settings
+
+API = next(spec for spec in SERVICES if spec.name == "api")
+STREAMER = next(spec for spec in SERVICES if spec.name == "streamer")
+PASSWORD = "benchmark password"
+# A syntactically valid Argon2id string; these users never log in.
+UNUSABLE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
+REPLAY_EVENTS = 1000
+ID_LINE = re.compile(rb"(?:^|\n)id: (\d+)\n")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def raise_nofile() -> int:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def membership_entry(conversation_id: uuid.UUID) -> LogEntry:
+    payload = MembershipChanged(
+        conversation_id=conversation_id,
+        user_id=uuid.uuid4(),
+        role=ConversationRole.MEMBER,
+        action=MembershipAction.ADDED,
+    )
+    return LogEntry(MembershipChangedEvent(payload=payload))
+
+
+def request_bytes(conversation_id: str, token: str, last_event_id: int | None = None) -> bytes:
+    resume = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id is not None else ""
+    return (
+        f"GET /api/stream/conversations/{conversation_id} HTTP/1.1\r\nHost: bench\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+    ).encode()
+
+
+# ------------------------------------------------------------------------------------------------ setup
+
+
+async def setup_api_user(url: str) -> None:
+    """The first user through the api (setup + login): checks that the api and sessions work."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        body = {"username": "owner", "email": "owner@bench.example", "password": PASSWORD}
+        (await http.post("/api/setup", json=body)).raise_for_status()
+        login = await http.post("/api/auth/login", json={"email": "owner", "password": PASSWORD})
+        login.raise_for_status()
+        assert login.json()["session_token"]
+
+
+async def setup_rows(database_url: str, users: int, conversations: int) -> tuple[list, list, list]:
+    """``users`` users with a bearer token each; user i is a participant of conversation i % conversations.
+    Returns (tokens, conversation ids, replay conversation id + token)."""
+    pool = await create_pool(database_url, min_size=2, max_size=8)
+    try:
+        sessions = SessionService(pool, Settings.load(env="prod"), SystemClock())
+        rows = await pool.fetch(
+            "INSERT INTO users (username, email, password_hash) "
+            "SELECT 'user' || i, 'user' || i || '@bench.example', $2 FROM generate_series(0, $1 - 1) AS i "
+            "RETURNING *",
+            users + 1,
+            UNUSABLE_HASH,
+        )
+        tokens: list[str] = []
+        for start in range(0, len(rows), 64):
+            issued = await asyncio.gather(
+                *(sessions.issue(row, via_cookie=False) for row in rows[start : start + 64])
+            )
+            tokens += [session.token for session in issued]
+        conversation_ids = []
+        for number in range(conversations + 1):
+            conversation_ids.append(
+                await pool.fetchval(
+                    "INSERT INTO conversations (title, assistant_replies, created_by) "
+                    "VALUES ($1, false, $2) RETURNING id",
+                    f"bench {number}",
+                    rows[0]["id"],
+                )
+            )
+        members = [
+            (conversation_ids[i % conversations], row["id"], "member") for i, row in enumerate(rows[:-1])
+        ]
+        members.append((conversation_ids[-1], rows[-1]["id"], "owner"))
+        await pool.executemany(
+            "INSERT INTO participants (conversation_id, user_id, role) VALUES ($1, $2, $3)", members
+        )
+        replay_id = conversation_ids[-1]
+        # 1,000 durable events in the replay conversation (after the member joined: replay shows only those).
+        async with pool.acquire() as conn, conn.transaction():
+            await append_events(conn, replay_id, [membership_entry(replay_id) for _ in range(REPLAY_EVENTS)])
+        return tokens[:-1], conversation_ids[:-1], [replay_id, tokens[-1]]
+    finally:
+        await pool.close()
+
+
+# ----------------------------------------------------------------------------------------------- replay
+
+
+async def replay_once(port: int, conversation_id: str, token: str) -> float:
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_bytes(conversation_id, token, last_event_id=0))
+    buffer = b""
+    try:
+        while True:
+            chunk = await reader.read(1 << 20)
+            if not chunk:
+                raise RuntimeError(f"stream ended early: {buffer[:300]!r}")
+            buffer = buffer[-64:] + chunk
+            if b"\nid: %d\n" % REPLAY_EVENTS in buffer:
+                return time.perf_counter() - started
+    finally:
+        writer.close()
+
+
+# ------------------------------------------------------------------------------------- client processes
+
+
+class Stream:
+    __slots__ = ("arrivals", "conversation", "events", "first")
+
+    def __init__(self, conversation: int) -> None:
+        self.conversation = conversation
+        self.events = 0
+        self.first = asyncio.get_running_loop().create_future()
+        self.arrivals: list[tuple[int, float]] = []  # (seq, monotonic arrival) while recording
+
+
+async def follow(port: int, conversation_id: str, token: str, stream: Stream, state: dict) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_bytes(conversation_id, token))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await reader.read(65536)
+        if not chunk:
+            stream.first.set_exception(RuntimeError(f"closed: {head[:200]!r}"))
+            return
+        head += chunk
+    status, _, body = head.partition(b"\r\n\r\n")
+    if not status.startswith(b"HTTP/1.1 200"):
+        stream.first.set_exception(RuntimeError(status[:200].decode(errors="replace")))
+        return
+    # Chunked transfer encoding: chunk-size lines ("\r\n1a\r\n") never contain "\n\n", and the id lines are
+    # whole within one SSE frame which the streamer writes in one chunk.
+    if body:
+        stream.first.set_result(None)
+    tail = b""
+    while True:
+        if body:
+            stream.events += body.count(b"\n\n")
+            if state["recording"]:
+                now = time.monotonic()
+                text = tail + body
+                cut = text.rfind(b"\n\n") + 2  # parse whole frames; keep a partial one for the next read
+                stream.arrivals.extend((int(seq), now) for seq in ID_LINE.findall(text, 0, cut))
+                tail = text[cut:]
+            if not stream.first.done():
+                stream.first.set_result(None)
+        body = await reader.read(65536)
+        if not body:
+            return
+
+
+def client_process(pipe: Pipe, port: int, work: list[tuple[str, str, int]], parallel: int) -> None:
+    raise_nofile()
+    asyncio.run(client_main(pipe, port, work, parallel))
+
+
+async def client_main(pipe: Pipe, port: int, work: list[tuple[str, str, int]], parallel: int) -> None:
+    loop = asyncio.get_running_loop()
+    state = {"recording": False}
+    streams = [Stream(index) for _, _, index in work]
+    gate = asyncio.Semaphore(parallel)
+    tasks = []
+
+    async def open_one(item: tuple[str, str, int], stream: Stream) -> None:
+        async with gate:
+            tasks.append(loop.create_task(follow(port, item[0], item[1], stream, state)))
+            await stream.first
+
+    await loop.run_in_executor(None, pipe.recv)  # "connect"
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(open_one(item, stream) for item, stream in zip(work, streams, strict=True)), return_exceptions=True
+    )
+    failures = [repr(r) for r in results if isinstance(r, BaseException)]
+    pipe.send({"seconds": time.perf_counter() - started, "failures": len(failures), "sample": failures[:3]})
+    while True:
+        command = await loop.run_in_executor(None, pipe.recv)
+        if command == "quit":
+            break
+        if command == "record":
+            for stream in streams:
+                stream.arrivals = []
+                stream.events = 0
+            cpu_before = time.process_time()
+            state["recording"] = True
+            pipe.send("recording")
+        elif command == "stop":
+            state["recording"] = False
+            pipe.send(
+                {
+                    "cpu": time.process_time() - cpu_before,
+                    "events": sum(stream.events for stream in streams),
+                    "arrivals": [(stream.conversation, stream.arrivals) for stream in streams],
+                    "closed": sum(1 for task in tasks if task.done()),
+                }
+            )
+    for task in tasks:
+        task.cancel()
+
+
+# ------------------------------------------------------------------------------------------------ write
+
+
+async def commit_at_rate(
+    database_url: str,
+    conversation_ids: list[uuid.UUID],
+    rate: float,
+    seconds: float,
+    writers: int,
+    durations: list[float],
+) -> tuple[dict[tuple[int, int], float], float, int]:
+    """One event per transaction, round-robin over the conversations, at ``rate`` commits/s. Returns
+    {(conversation index, seq): monotonic time just before COMMIT}, the elapsed time and commits behind."""
+    pool = await create_pool(database_url, min_size=writers, max_size=writers)
+    committed: dict[tuple[int, int], float] = {}
+    durations.clear()
+    pending: set[asyncio.Task] = set()
+    try:
+
+        async def commit(index: int) -> None:
+            conversation_id = conversation_ids[index]
+            async with pool.acquire() as conn:
+                async with conn.transaction():
+                    (seq,) = await append_events(conn, conversation_id, [membership_entry(conversation_id)])
+                    committed[(index, seq)] = time.monotonic()
+                durations.append(time.monotonic() - committed[(index, seq)])
+
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        total = int(rate * seconds)
+        late = 0
+        for number in range(total):
+            due = started + number / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(pending) > writers * 4:
+                late += 1
+            task = loop.create_task(commit(number % len(conversation_ids)))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending)
+        return committed, time.perf_counter() - started, late
+    finally:
+        await pool.close()
+
+
+# -------------------------------------------------------------------------------------------------- run
+
+
+async def run(args: argparse.Namespace) -> None:
+    nofile = raise_nofile()
+    print(f"load average       {' '.join(f'{x:.2f}' for x in os.getloadavg())} (start)")
+    print(f"cpu count          {os.cpu_count()}; RLIMIT_NOFILE {nofile}")
+    with tempfile.TemporaryDirectory() as tmp:
+        postgres = EmbeddedPostgres(Path(tmp) / "pg", durable=True)
+        redis = EmbeddedRedis(Path(tmp) / "redis", durable=False)
+        database_url, redis_url = postgres.start(), redis.start()
+        services: list[ServiceProcess] = []
+        clients: list[tuple[multiprocessing.Process, Pipe]] = []
+        try:
+            await migrate_url(database_url)
+            env = service_environment(database_url, redis_url)
+            env.update(
+                {
+                    "THREADLINE_ENV": "prod",
+                    "THREADLINE_RATE_LIMIT_ENABLED": "false",
+                    "THREADLINE_REGISTRATION_ENABLED": "true",
+                    "THREADLINE_LOG_LEVEL": "warning",
+                    "THREADLINE_PASSWORD_HASHING": "fast",
+                }
+            )
+            api = ServiceProcess(API, free_port(), env, log_path=Path(tmp) / "api.log")
+            streamer = ServiceProcess(STREAMER, free_port(), env, log_path=Path(tmp) / "streamer.log")
+            services += [api, streamer]
+            api.start()
+            streamer.start()
+            api.wait_ready(60)
+            streamer.wait_ready(60)
+            assert streamer.proc is not None
+            pid = streamer.proc.pid
+            await setup_api_user(api.url)
+            began = time.perf_counter()
+            tokens, conversation_ids, (replay_id, replay_token) = await setup_rows(
+                database_url, args.connections, args.conversations
+            )
+            print(
+                f"setup              {args.connections:,} users+sessions in "
+                f"{time.perf_counter() - began:.1f} s"
+            )
+
+            # 1. replay
+            times = [
+                await replay_once(streamer.port, str(replay_id), replay_token) for _ in range(args.replays)
+            ]
+            print(
+                f"replay 1,000       min {min(times) * 1000:.1f} ms, "
+                f"median {statistics.median(times) * 1000:.1f} ms,"
+                f" max {max(times) * 1000:.1f} ms over {len(times)} runs (goal <= 100 ms)"
+            )
+
+            # 2. idle capacity
+            work = [
+                (str(conversation_ids[i % args.conversations]), tokens[i], i % args.conversations)
+                for i in range(args.connections)
+            ]
+            context = multiprocessing.get_context("spawn")
+            for number in range(args.client_processes):
+                parent, child = context.Pipe()
+                share = work[number :: args.client_processes]
+                process = context.Process(
+                    target=client_process, args=(child, streamer.port, share, args.parallel), daemon=True
+                )
+                process.start()
+                clients.append((process, parent))
+            await asyncio.sleep(0.5)
+            rss_before = rss_kib(pid)
+            started = time.perf_counter()
+            for _, pipe in clients:
+                pipe.send("connect")
+            reports = [await asyncio.to_thread(pipe.recv) for _, pipe in clients]
+            elapsed = time.perf_counter() - started
+            failures = sum(report["failures"] for report in reports)
+            await asyncio.sleep(1.0)
+            rss_after = rss_kib(pid)
+            opened = args.connections - failures
+            print(
+                f"connections        {opened:,} open over {args.conversations} conversations "
+                f"({failures} failed{'; e.g. ' + str(reports[0]['sample']) if failures else ''})"
+            )
+            print(f"connect rate       {opened / elapsed:,.0f} connections/s ({elapsed:.2f} s; goal 3,000/s)")
+            print(
+                f"streamer RSS       {rss_before / 1024:.1f} MiB -> {rss_after / 1024:.1f} MiB: "
+                f"{(rss_after - rss_before) / max(opened, 1):.1f} KiB per connection (goal <= 20 KiB)"
+            )
+
+            # 3. fan-out
+            for rate in args.rates:
+                await fanout(args, database_url, conversation_ids, clients, pid, rate)
+        finally:
+            for _, pipe in clients:
+                try:
+                    pipe.send("quit")
+                except OSError:
+                    pass
+            for process, _ in clients:
+                process.join(5)
+                if process.is_alive():
+                    process.kill()
+            for service in services:
+                service.stop()
+            redis.stop()
+            postgres.stop()
+    print(f"load average       {' '.join(f'{x:.2f}' for x in os.getloadavg())} (end)")
+
+
+async def fanout(
+    args: argparse.Namespace,
+    database_url: str,
+    conversation_ids: list[uuid.UUID],
+    clients: list[tuple[multiprocessing.Process, Pipe]],
+    pid: int,
+    rate: float,
+) -> None:
+    for _, pipe in clients:
+        pipe.send("record")
+    for _, pipe in clients:
+        await asyncio.to_thread(pipe.recv)
+    durations: list[float] = []
+    cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+    committed, write_seconds, late = await commit_at_rate(
+        database_url, conversation_ids, rate, args.seconds, args.writers, durations
+    )
+    await asyncio.sleep(1.0)  # stragglers
+    cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
+    for _, pipe in clients:
+        pipe.send("stop")
+    reports = [await asyncio.to_thread(pipe.recv) for _, pipe in clients]
+    latencies: list[float] = []
+    last_arrival = 0.0
+    first_arrival = float("inf")
+    for report in reports:
+        for conversation, arrivals in report["arrivals"]:
+            for seq, arrived in arrivals:
+                sent = committed.get((conversation, seq))
+                if sent is not None:
+                    latencies.append(arrived - sent)
+                    last_arrival = max(last_arrival, arrived)
+                    first_arrival = min(first_arrival, arrived)
+    subscribers = args.connections / args.conversations
+    expected = len(committed) * subscribers
+    span = max(last_arrival - first_arrival, 1e-9)
+    print(
+        f"fan-out @{rate:,.0f}/s   {len(committed):,} commits in {write_seconds:.2f} s "
+        f"({len(committed) / write_seconds:,.0f}/s"
+        f"{f', {late} issued while writers were backed up' if late else ''})"
+        f", ~{subscribers:.0f} subscribers each -> offered {rate * subscribers:,.0f} deliveries/s"
+    )
+    if not latencies:
+        print("  nothing delivered")
+        return
+    print(
+        f"  delivered        {len(latencies):,} of {expected:,.0f} ({len(latencies) / expected:.1%}); "
+        f"{len(latencies) / span:,.0f} deliveries/s received (first to last arrival, {span:.2f} s)"
+    )
+    print(
+        f"  commit->client   p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f}"
+        f" ms, max {max(latencies) * 1000:.1f} ms"
+    )
+    print(
+        f"  COMMIT duration  p50 {percentile(durations, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(durations, 0.99) * 1000:.1f} ms (PostgreSQL; included in commit->client)"
+    )
+    print(
+        f"  streamer CPU     {cpu_used:.2f} s over {wall:.1f} s ({cpu_used / wall:.0%} of a core); "
+        f"{cpu_used / len(latencies) * 1e6:.1f} us per delivery (goal <= 20 us)"
+    )
+    closed = sum(report["closed"] for report in reports)
+    client_cpu = [report["cpu"] / wall for report in reports]
+    bound = any(share > 0.9 for share in client_cpu)
+    print(
+        f"  load generator   client CPU {', '.join(f'{share:.0%}' for share in client_cpu)} of a core"
+        f"{' -- CPU-BOUND: figures are a floor' if bound else ''}; {closed} streams ended; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--connections", type=int, default=2000, help="idle/fan-out SSE connections")
+    parser.add_argument("--conversations", type=int, default=20, help="conversations they are spread over")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(part) for part in text.split(",")],
+        default=[200.0, 480.0],
+        help="commits/s of the fan-out phases, comma separated (deliveries/s: x subscribers)",
+    )
+    parser.add_argument("--seconds", type=float, default=5, help="length of each fan-out phase")
+    parser.add_argument("--replays", type=int, default=5)
+    parser.add_argument("--client-processes", type=int, default=1)
+    parser.add_argument("--parallel", type=int, default=256, help="connects in flight per client process")
+    parser.add_argument("--writers", type=int, default=8, help="PostgreSQL connections committing events")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
