@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypedDict
+from uuid import UUID
 
 import asyncpg
 from redis.asyncio import Redis
@@ -70,6 +71,15 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
         app.state.hub = hub
         listener = Listener(settings.database_url, hub)
         forwarder = EphemeralForwarder(redis, hub)
+        snapshotter = Snapshotter(pool, redis)
+        forwarder.on_event = hub.on_membership_changed = snapshotter.invalidate
+        unfollow = hub.on_channel_closed
+
+        def channel_closed(conversation_id: UUID) -> None:
+            unfollow(conversation_id)
+            snapshotter.forget(conversation_id)
+
+        hub.on_channel_closed = channel_closed
         sweeper = Sweeper(hub, pool, clock, settings.stream_keepalive_seconds)
         retention = Retention(
             pool,
@@ -96,7 +106,7 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
                     "redis": redis,
                     "hub": hub,
                     "listener": listener,
-                    "snapshot": Snapshotter(pool, redis),
+                    "snapshot": snapshotter,
                     "rules": rules,
                     "limiter": limiter,
                 }

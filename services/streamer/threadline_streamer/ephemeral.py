@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from uuid import UUID
 
 import orjson
@@ -38,6 +39,7 @@ class EphemeralForwarder:
         self._changed = asyncio.Event()
         hub.on_channel_opened = self.follow
         hub.on_channel_closed = self.unfollow
+        self.on_event: Callable[[UUID], None] = lambda _: None  # e.g. invalidate a cached snapshot
 
     def follow(self, conversation_id: UUID) -> None:
         self._wanted.add(channel_name(conversation_id))
@@ -89,6 +91,7 @@ class EphemeralForwarder:
             return
         if event_type not in EPHEMERAL_TYPES:
             return
+        self.on_event(conversation_id)
         hub_channel = self.hub.channels.get(conversation_id)
         if hub_channel is None:
             return

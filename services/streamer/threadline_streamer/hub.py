@@ -62,6 +62,7 @@ class Hub:
         self._wakeup = asyncio.Event()
         self.on_channel_opened: Callable[[UUID], None] = lambda _: None
         self.on_channel_closed: Callable[[UUID], None] = lambda _: None
+        self.on_membership_changed: Callable[[UUID], None] = lambda _: None
 
     # ---- subscriptions -------------------------------------------------------------------------------------
 
@@ -175,6 +176,7 @@ class Hub:
             if delivered:
                 STREAM_EVENTS_SENT.labels(event_type).inc(delivered)
             if event_type == "membership.changed":
+                self.on_membership_changed(channel.conversation_id)
                 self._after_membership_change(connections, row["envelope"])
 
     @staticmethod

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from uuid import UUID
 
 import asyncpg
 from redis.asyncio import Redis
@@ -24,21 +26,76 @@ _PARTICIPANTS = (
 )
 
 
+SNAPSHOT_TTL_SECONDS = 2.0
+
+
 class Snapshotter:
+    """Builds a conversation's snapshot once and shares it between connections.
+
+    A snapshot holds one frame per participant, so building it per connection made connects cost
+    O(participants). It is cached per conversation under a version that every ephemeral event and every
+    ``membership.changed`` of the conversation bumps (the forwarder and the hub call :meth:`invalidate`);
+    connections arriving together share one build; an entry also expires after
+    :data:`SNAPSHOT_TTL_SECONDS`. A connection subscribes before it asks for the snapshot, so an event that
+    a cached snapshot predates either bumped the version first or reaches that connection live.
+    """
+
     def __init__(self, pool: asyncpg.Pool, redis: Redis) -> None:
         self.pool = pool
         self.redis = redis
+        self._versions: dict[UUID, int] = {}
+        self._cache: dict[UUID, tuple[int, float, bytes]] = {}
+        self._building: dict[tuple[UUID, int], asyncio.Future[bytes | None]] = {}
+
+    def invalidate(self, conversation_id: UUID) -> None:
+        self._versions[conversation_id] = self._versions.get(conversation_id, 0) + 1
+        self._cache.pop(conversation_id, None)
+
+    def forget(self, conversation_id: UUID) -> None:
+        """The conversation has no live subscriber here any more."""
+        self.invalidate(conversation_id)
+        del self._versions[conversation_id]
 
     async def __call__(self, connection: Connection) -> bytes:
-        rows = await self.pool.fetch(_PARTICIPANTS, connection.conversation_id)
+        conversation_id = connection.conversation_id
+        version = self._versions.get(conversation_id, 0)
+        cached = self._cache.get(conversation_id)
+        if (
+            cached is not None
+            and cached[0] == version
+            and time.monotonic() - cached[1] < SNAPSHOT_TTL_SECONDS
+        ):
+            return cached[2]
+        key = (conversation_id, version)
+        building = self._building.get(key)
+        if building is None:
+            building = asyncio.get_running_loop().create_future()
+            self._building[key] = building
+            try:
+                data = await self._build(conversation_id)
+                building.set_result(data)
+            except BaseException as exc:
+                building.set_exception(exc)
+                building.exception()  # retrieved here; waiters re-raise it
+                raise
+            finally:
+                del self._building[key]
+            if data is not None and self._versions.get(conversation_id, 0) == version:
+                self._cache[conversation_id] = (version, time.monotonic(), data)
+        else:
+            data = await asyncio.shield(building)
+        return data or b""
+
+    async def _build(self, conversation_id: UUID) -> bytes | None:
+        rows = await self.pool.fetch(_PARTICIPANTS, conversation_id)
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT_SECONDS):
                 presence, typing = await snapshot(
-                    self.redis, connection.conversation_id, [row["user_id"] for row in rows]
+                    self.redis, conversation_id, [row["user_id"] for row in rows]
                 )
         except (RedisUnavailable, TimeoutError) as exc:
             log.info("snapshot skipped: Redis unavailable (%s)", exc.__class__.__name__)
-            return b""
+            return None
         frames = [
             ephemeral_frame("presence.update", PresenceUpdateEvent(payload=p).to_json()) for p in presence
         ]
