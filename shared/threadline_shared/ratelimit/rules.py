@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from threadline_shared.limiter import Rate
+from threadline_shared.listen import SupervisedListener
 from threadline_shared.ratelimit.patterns import PathPattern, best_match
 from threadline_shared.settings import Settings
 
@@ -88,8 +89,14 @@ class RuleBook:
 
     async def run(self) -> None:
         """Reload on NOTIFY tl_limits and periodically; survive database outages."""
+        # on (re)connect: catch up with changes made while we were not listening
+        listener = SupervisedListener(
+            self.database_url,
+            {LIMITS_CHANNEL: lambda _payload: self._changed.set()},
+            on_connected=self._changed.set,
+        )
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._listen())
+            tasks.create_task(listener.run())
             while True:
                 try:
                     await self.reload()
@@ -99,31 +106,3 @@ class RuleBook:
                     async with asyncio.timeout(self.reload_seconds):
                         await self._changed.wait()
                 self._changed.clear()
-
-    async def _listen(self) -> None:
-        lost = asyncio.Event()
-        while True:
-            try:
-                conn = await asyncpg.connect(self.database_url, timeout=10)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                log.warning("tl_limits LISTEN failed: %s", exc)
-                await asyncio.sleep(2)
-                continue
-            try:
-                lost.clear()
-                conn.add_termination_listener(lambda _conn: lost.set())
-                await conn.add_listener(LIMITS_CHANNEL, lambda *_args: self._changed.set())
-                self._changed.set()  # catch up with changes made while we were not listening
-                while not lost.is_set():
-                    try:
-                        async with asyncio.timeout(5):
-                            await lost.wait()
-                    except TimeoutError:
-                        async with asyncio.timeout(5):
-                            await conn.fetchval("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("tl_limits LISTEN lost: %s", exc)
-            finally:
-                if not conn.is_closed():
-                    conn.terminate()
-            await asyncio.sleep(1)
