@@ -21,7 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-PACKAGES = ["shared", "db", "services/api", "services/streamer", "services/presence", "devstack"]
+PACKAGES = [
+    "shared",
+    "db",
+    "services/api",
+    "services/streamer",
+    "services/presence",
+    "devstack",
+    "clients/python",
+]
 SOURCES = [
     "shared/threadline_shared",
     "db/threadline_db",
@@ -29,6 +37,7 @@ SOURCES = [
     "services/streamer/threadline_streamer",
     "services/presence/threadline_presence",
     "devstack/threadline_devstack",
+    "clients/python/threadline_client",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Threadline's typed async client (see README "Use it")."""
