@@ -31,7 +31,7 @@ SERVICES = (
     ServiceSpec("presence", "threadline_presence", "THREADLINE_PRESENCE_PORT", 8002),
     ServiceSpec("assistant", "threadline_api.assistant", "THREADLINE_ASSISTANT_PORT", 8003),
 )
-_COLOURS = {"api": "36", "streamer": "35", "presence": "33", "assistant": "32"}
+_COLOURS = {"api": "36", "streamer": "35", "presence": "33", "assistant": "32", "edge": "34"}
 
 
 def _pump(stream: IO[bytes], prefix: str, out: IO[str]) -> None:
@@ -55,9 +55,12 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment of the process."""
+        return [sys.executable, "-m", self.spec.module], {**self.env, "THREADLINE_PORT": str(self.port)}
+
     def start(self) -> None:
-        env = {**self.env, "THREADLINE_PORT": str(self.port)}
-        command = [sys.executable, "-m", self.spec.module]
+        command, env = self.command()
         if self.log_path is not None:
             with self.log_path.open("ab") as log_file:
                 self.proc = subprocess.Popen(
@@ -77,9 +80,11 @@ class ServiceProcess:
         )
         self._pump_thread.start()
 
+    ready_path = "/readyz"
+
     def is_ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False

@@ -3,8 +3,10 @@
 Starts an embedded PostgreSQL and Redis (unless ``DATABASE_URL`` / ``REDIS_URL`` point at real servers)
 with their data in ``THREADLINE_DATA_DIR`` (default ``.data`` in the repository), migrates, starts api,
 streamer, presence and the assistant worker as separate processes on ``THREADLINE_{API,STREAMER,PRESENCE,
-ASSISTANT}_PORT`` (8000-8003), waits until each answers ``/readyz``, prints the URLs, and on Ctrl-C or
-SIGTERM stops the services, then the servers. If a service dies, the whole stack stops with an error.
+ASSISTANT}_PORT`` (8000-8003), waits until each answers ``/readyz``, then starts the edge (Caddy, on
+``THREADLINE_EDGE_PORT``, 8080: the one origin of the web page, the CLI and the Python client) and prints
+the URLs, the web page first. On Ctrl-C or SIGTERM it stops the edge and the services, then the servers.
+If a process dies, the whole stack stops with an error.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from threadline_db import migrate_url
+from threadline_devstack.edge import EDGE, EdgeProcess
 from threadline_devstack.servers import EmbeddedPostgres, EmbeddedRedis
 from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
 
@@ -38,7 +41,7 @@ def _port(variable: str, default: int) -> int:
 
 def run() -> int:
     data_dir = Path(os.environ.get("THREADLINE_DATA_DIR", Path.cwd() / ".data")).resolve()
-    ports = {spec.name: _port(spec.port_variable, spec.default_port) for spec in SERVICES}
+    ports = {spec.name: _port(spec.port_variable, spec.default_port) for spec in (*SERVICES, EDGE)}
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -73,10 +76,17 @@ def run() -> int:
         try:
             for process in processes:
                 process.wait_ready(READY_TIMEOUT_SECONDS)
+            upstreams = {process.spec.name: process.url for process in processes}
+            edge = EdgeProcess(ports["edge"], upstreams, data_dir / "caddy", env)
+            edge.start()
+            cleanup.callback(edge.stop)
+            edge.wait_ready(READY_TIMEOUT_SECONDS)
         except RuntimeError as exc:
             say(f"failed to start: {exc}")
             return 1
+        say(f"open {edge.url}/ (the web page; the CLI and the Python client use this URL too)")
         say("ready:")
+        processes.append(edge)
         for process in processes:
             say(f"  {process.spec.name:<9} {process.url}")
         say(f"  database  {database_url}")

@@ -1,6 +1,6 @@
 """The README's run command: `python -m threadline_devstack run` (what `python3 dev.py run` executes after
-installing) brings all four processes to ready with embedded PostgreSQL and Redis, stops everything on
-Ctrl-C, and keeps the data for the next run."""
+installing) brings all four processes and the edge to ready with embedded PostgreSQL and Redis, prints the
+web page's URL first, stops everything on Ctrl-C, and keeps the data for the next run."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.support.stack import python_env
 from threadline_devstack.servers import free_port
 
 pytestmark = pytest.mark.e2e
-SERVICES = ("API", "STREAMER", "PRESENCE", "ASSISTANT")
+SERVICES = ("API", "STREAMER", "PRESENCE", "ASSISTANT", "EDGE")
 
 
 @dataclass
@@ -116,9 +116,15 @@ def test_run_starts_everything_stops_cleanly_and_keeps_data(data_dir: Path) -> N
     first = start(data_dir)
     children = children_of(first.proc.pid)
     try:
-        assert len(children) >= 6, "postgres, redis and four services run as child processes"
+        assert len(children) >= 7, "postgres, redis, four services and caddy run as child processes"
         for name, port in first.ports.items():
-            assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"ready": True}, name
+            if name != "EDGE":
+                assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"ready": True}, name
+        edge = f"http://127.0.0.1:{first.ports['EDGE']}"
+        said = [line for line in first.lines if line.startswith("threadline |")]
+        first_url = next(line for line in said if "http://" in line)
+        assert f"open {edge}/" in first_url, "the first URL printed is the web page"
+        assert httpx.get(f"{edge}/api/setup").json() == {"is_setup": False}, "the edge reaches the api"
         url = first.database_url()
         asyncio.run(
             _query(url, "CREATE TABLE IF NOT EXISTS kept (note text); INSERT INTO kept VALUES ('hello')")

@@ -84,5 +84,14 @@ async def reset_database(conn: asyncpg.Connection) -> None:
     )
     if tables:
         names = ", ".join(f'"{row["tablename"]}"' for row in tables)
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        for attempt in range(5):
+            # A service process of the test may still be working (the assistant worker polls jobs): TRUNCATE
+            # takes its locks table by table, so PostgreSQL may pick it as a deadlock victim. Try again.
+            try:
+                await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.05)
     await conn.execute(SEED_SQL)

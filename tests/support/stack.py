@@ -7,28 +7,41 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from threadline_devstack.edge import EdgeProcess
 from threadline_devstack.servers import free_port
 from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
 
 
 @dataclass
 class Stack:
+    """The service processes by name; with ``edge=True`` also ``"edge"``, Caddy in front of them."""
+
     processes: dict[str, ServiceProcess]
     log_dir: Path
 
     def url(self, service: str) -> str:
         return self.processes[service].url
 
+    @property
+    def edge_url(self) -> str:
+        """The one origin (web page, /api/*) when the stack was started with ``edge=True``."""
+        return self.processes["edge"].url
+
     def logs(self, service: str) -> str:
         return (self.log_dir / f"{service}.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        for process in reversed(self.processes.values()):  # the edge first
             process.stop()
 
 
 def start_stack(
-    database_url: str, redis_url: str, log_dir: Path, extra_env: Mapping[str, str] | None = None
+    database_url: str,
+    redis_url: str,
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    edge: bool = False,
 ) -> Stack:
     env = service_environment(database_url, redis_url)
     for key in [k for k in env if k.startswith("THREADLINE_")]:
@@ -53,6 +66,12 @@ def start_stack(
             process.start()
         for process in processes.values():
             process.wait_ready(60)
+        if edge:
+            upstreams = {name: process.url for name, process in processes.items()}
+            caddy = EdgeProcess(free_port(), upstreams, log_dir / "caddy", env, log_path=log_dir / "edge.log")
+            processes["edge"] = caddy
+            caddy.start()
+            caddy.wait_ready(30)
     except BaseException:
         stack.stop()
         raise
