@@ -96,9 +96,11 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
     """A short reason for a person: ``connection refused``, ``timed out``, ..."""
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        return "connection refused" if "refused" in text else (str(exc) or "connection failed")
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
     return str(exc) or type(exc).__name__
 
 

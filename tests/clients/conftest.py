@@ -1,0 +1,72 @@
+"""The clients' tests run against the real stack behind the Caddy edge (one origin, as users run it).
+
+The stack's settings keep the tests quick: a short ``retry:`` and keepalive (drops and logouts are noticed
+at once), generous default and per-IP login limits (the personas log in a lot, all from 127.0.0.1), the
+rate-limit rule book reloaded every second (tables are emptied between tests), and the ``echo`` assistant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support.api import Api, Persona, remote_api
+from tests.support.servers import SuiteServers
+from tests.support.stack import Stack, start_stack
+from threadline_client import ThreadlineClient
+
+CLIENT_STACK_ENV = {
+    "THREADLINE_STREAM_RETRY_MS": "20",
+    "THREADLINE_STREAM_KEEPALIVE_SECONDS": "1",
+    "THREADLINE_LOGIN_PER_IP_PER_MINUTE": "10000",
+    "THREADLINE_RATE_LIMIT_DEFAULT_RPS": "10000",
+    "THREADLINE_RATE_LIMIT_DEFAULT_BURST": "10000",
+    "THREADLINE_RATE_LIMIT_RELOAD_SECONDS": "1",
+    "THREADLINE_ASSISTANT_PROVIDER": "echo",
+    "THREADLINE_ECHO_DELAY_MS": "30",
+}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    started = start_stack(
+        database_url,
+        servers.redis_url,
+        Path(tmp_path_factory.mktemp("clients")),
+        CLIENT_STACK_ENV,
+        edge=True,
+    )
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def api(stack: Stack, pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    """Personas and raw requests through the edge (tables emptied after each test by ``pool``)."""
+    async with remote_api(stack.edge_url) as running:
+        yield running
+
+
+ClientFor = Callable[[Persona], ThreadlineClient]
+
+
+@pytest.fixture
+async def client_for(stack: Stack) -> AsyncIterator[ClientFor]:
+    """``client_for(persona)``: a ThreadlineClient on the edge with the persona's bearer token."""
+    opened: list[ThreadlineClient] = []
+
+    def open_client(persona: Persona) -> ThreadlineClient:
+        client = ThreadlineClient(stack.edge_url, token=persona.token)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.aclose()
