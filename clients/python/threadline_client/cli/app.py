@@ -1,0 +1,68 @@
+"""The ``threadline`` command: global options and the commands of each module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from threadline_client.cli import auth_commands, conversation_commands, message_commands
+from threadline_client.cli.ask import ask
+from threadline_client.cli.config import CONFIG_DIR_VARIABLE, CredentialStore, default_config_dir
+from threadline_client.cli.runtime import CliState
+from threadline_client.cli.tail import tail
+from threadline_client.http import DEFAULT_URL
+
+app = typer.Typer(
+    name="threadline",
+    help="Threadline from the terminal: conversations, threads, the assistant, and a live tail.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url", envvar="THREADLINE_URL", help="The server (its edge), every /api route behind it."
+        ),
+    ] = DEFAULT_URL,
+    config_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--config-dir",
+            envvar=CONFIG_DIR_VARIABLE,
+            help="Where the session token is kept (default: the user's config directory).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(url.rstrip("/"), CredentialStore(config_dir or default_config_dir()), Console())
+
+
+for command in (
+    auth_commands.login,
+    auth_commands.logout,
+    auth_commands.whoami,
+    auth_commands.setup,
+    auth_commands.register,
+    message_commands.threads,
+    message_commands.show,
+    message_commands.post,
+    message_commands.reply,
+    message_commands.edit,
+    message_commands.delete,
+    ask,
+    tail,
+):
+    app.command()(command)
+app.add_typer(conversation_commands.app, name="conversations")
+
+
+def main() -> None:
+    app()
