@@ -1,4 +1,5 @@
-"""The clients' tests run against the real stack behind the Caddy edge (one origin, as users run it).
+"""The clients' tests run against the real stack behind the Caddy edge (one origin, as users run it), one
+database and one stack for the whole package (``pool`` empties the tables after each test).
 
 The stack's settings keep the tests quick: a short ``retry:`` and keepalive (drops and logouts are noticed
 at once), generous default and per-IP login limits (the personas log in a lot, all from 127.0.0.1), the
@@ -14,7 +15,7 @@ import asyncpg
 import pytest
 
 from tests.support.api import Api, Persona, remote_api
-from tests.support.servers import SuiteServers
+from tests.support.servers import SuiteServers, create_database, database_name, drop_database
 from tests.support.stack import Stack, start_stack
 from threadline_client import ThreadlineClient
 
@@ -30,7 +31,15 @@ CLIENT_STACK_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
+def database_url(servers: SuiteServers) -> Iterator[str]:
+    name = database_name("tests.clients")
+    url = create_database(servers, name)
+    yield url
+    drop_database(servers, name)
+
+
+@pytest.fixture(scope="package")
 def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:

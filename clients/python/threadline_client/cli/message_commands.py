@@ -18,7 +18,8 @@ ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (kept wi
 
 
 def text_of(argument: str) -> str:
-    return sys.stdin.read() if argument == "-" else argument
+    """The argument, or standard input for ``-`` (without the final newline that ``echo`` adds)."""
+    return sys.stdin.read().removesuffix("\n") if argument == "-" else argument
 
 
 def threads(

@@ -34,7 +34,10 @@ def clock(value: datetime) -> str:
 
 
 def conversations_table(conversations: Sequence[ConversationSummary]) -> Table:
-    table = Table("id", "title", "role", "unread", "last activity", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    for header in ("title", "role", "unread", "last activity"):
+        table.add_column(header)
     for c in conversations:
         unread = Text(str(c.unread_total), style="bold" if c.unread_total else "dim")
         table.add_row(str(c.id), c.title, str(c.role), unread, when(c.last_activity_at))
@@ -67,7 +70,10 @@ def participants_table(
 
 
 def threads_table(threads: Sequence[ThreadSummary], name_of: NameOf, unread: Mapping[UUID, int]) -> Table:
-    table = Table("thread", "started by", "excerpt", "messages", "unread", "last activity", box=None)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("thread", no_wrap=True)
+    for header in ("started by", "excerpt", "messages", "unread", "last activity"):
+        table.add_column(header)
     for t in threads:
         excerpt = t.root_excerpt.splitlines()[0] if t.root_excerpt else "(deleted)"
         count = unread.get(t.root_id, 0)
