@@ -89,9 +89,15 @@ export class ConversationSession {
     if (this.threadId) await this.loadThread(this.threadId);
   }
 
+  /** Read the conversation and its members' presence again (members came or went; before a reconnect). */
   async refreshView() {
-    const view = await api.get(`/api/conversations/${this.id}`);
+    const [view, presence] = await Promise.all([
+      api.get(`/api/conversations/${this.id}`),
+      api.get(`/api/conversations/${this.id}/presence`).catch(() => null),
+    ]);
     this.state.view = view;
+    // A newcomer's presence changed before they joined, so no presence.update told this stream about it.
+    for (const update of presence?.participants || []) this.state.setPresence(update);
     this.app.rememberUsers(view.participants);
     this.render("header", "pane");
   }
@@ -228,6 +234,8 @@ export class ConversationSession {
       this.typingNotifier.sent();
       this.replyParentId = null;
       this.render("pane");
+      // Without the stream the post would only show on its return; read the thread instead.
+      if (this.stream.status !== "live") await this.loadThread(this.threadId);
     } else {
       const posted = await api.post(`/api/threads/${this.id}/root`, { content });
       this.typingNotifier.sent();

@@ -31,6 +31,7 @@ export class ConversationStream {
     this.applied = []; // every sequence number passed on, in order (read by the tests)
     this.skipped = 0; // durable events dropped as already seen
     this.opens = 0;
+    this.status = "connecting";
     this.source = null;
     this.timer = null;
     this.attempts = 0;
@@ -40,8 +41,13 @@ export class ConversationStream {
   }
 
   start() {
-    this.handlers.onStatus("connecting");
+    this.setStatus("connecting");
     this.connect();
+  }
+
+  setStatus(status) {
+    this.status = status;
+    this.handlers.onStatus(status);
   }
 
   close() {
@@ -62,7 +68,7 @@ export class ConversationStream {
       if (source !== this.source) return;
       this.opens += 1;
       this.attempts = 0;
-      this.handlers.onStatus("live");
+      this.setStatus("live");
       this.resolveOpened();
       if (this.reloadOnOpen) {
         this.reloadOnOpen = false;
@@ -73,7 +79,7 @@ export class ConversationStream {
       // The server's own "error" events (assistant errors, resync_required) reach onerror too.
       if (typeof event.data === "string") return;
       if (source !== this.source || this.closed) return;
-      this.handlers.onStatus("reconnecting");
+      this.setStatus("reconnecting");
       if (source.readyState === EventSource.CLOSED) {
         this.scheduleReconnect();
       } else if (this.lastSeq === null) {

@@ -239,7 +239,13 @@ export class ConversationScreen {
     } else {
       setText(this.threadTitle, "Thread");
       this.threadIntro.hidden = true;
+      // Follow new messages while the reader is at the end of the thread; a new thread starts at the end.
+      const list = this.tree.el;
+      const opened = list.dataset.root !== rootId;
+      const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
       this.tree.update(tree.ordered());
+      list.dataset.root = rootId;
+      if (opened || atEnd) list.scrollTop = list.scrollHeight;
     }
     const parent = session.replyParent();
     this.compose.setContext({

@@ -34,6 +34,7 @@ export function createThreadView(actions) {
 
   function actionButtons(message) {
     const buttons = [];
+    if (editing.has(message.id)) return buttons; // the edit form has its own Save and Cancel
     const deleted = Boolean(message.deleted_at);
     const streaming = message.status === "streaming";
     const author = authorName(message);
@@ -146,7 +147,7 @@ export function createThreadView(actions) {
       "li",
       { class: "msg" },
       h("div", { class: "msg-head" }),
-      h("div", { class: "msg-body" }, h("p", { class: "content" })),
+      h("div", { class: "msg-body" }, h("p", { class: "msg-text" })),
       h("div", { class: "msg-actions" }),
     );
   }
@@ -172,15 +173,18 @@ export function createThreadView(actions) {
       head.replaceChildren(
         h("span", { class: "author" }, presence ? presenceDot(presence) : null, h("strong", {}, author)),
         h("time", { datetime: message.created_at }, formatTime(message.created_at)),
-        tags.map((tag) => h("span", { class: `tag tag-${tag.replace(/\W/g, "")}` }, tag)),
+        ...tags.map((tag) => h("span", { class: `tag tag-${tag.replace(/\W/g, "")}` }, tag)),
       );
       li.setAttribute("aria-label", `${author}, ${formatTime(message.created_at)}${tags.length ? `, ${tags.join(", ")}` : ""}`);
       if (editing.has(message.id)) body.replaceChildren(editForm(message));
-      else body.replaceChildren(h("p", { class: "content" }), message.error ? h("p", { class: "msg-error" }, message.error) : null);
+      else {
+        const error = message.error ? [h("p", { class: "msg-error" }, message.error)] : [];
+        body.replaceChildren(h("p", { class: "msg-text" }), ...error);
+      }
       actionsBox.replaceChildren(...(confirming.has(message.id) ? [confirmBox(message)] : actionButtons(message)));
       if (focusedAction) actionsBox.querySelector(`[data-action="${focusedAction}"]`)?.focus();
     }
-    const content = body.querySelector(".content");
+    const content = body.querySelector(".msg-text");
     if (content) {
       setText(content, message.deleted_at ? "This message was deleted." : message.content);
       content.setAttribute("aria-busy", String(message.status === "streaming"));
