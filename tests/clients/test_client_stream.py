@@ -11,7 +11,7 @@ import random
 import asyncpg
 import pytest
 
-from tests.clients.conftest import ClientFor
+from tests.clients.conftest import ClientFor, lift_posting_limit
 from tests.support.api import Api
 from tests.support.conversations import add_participant, create_conversation
 from tests.support.drop_proxy import drop_proxy
@@ -58,9 +58,7 @@ async def test_200_random_drops_while_2000_events_are_written_lose_and_repeat_no
 ) -> None:
     members = [await api.persona(name) for name in MEMBERS]
     alice, bob = members[0], members[1]
-    admin = client_for(alice)
-    posting = next(p for p in await admin.rate_limit_profiles() if p.name == "conversation.post")
-    await admin.update_rate_limit_profile(posting.id, {"requests_per_second": 10000, "burst": 10000})
+    await lift_posting_limit(client_for(alice))
     conversation = await create_conversation(api, alice, is_group=True, assistant_replies=False)
     for member in members[1:]:
         await add_participant(api, alice, conversation, member)

@@ -97,7 +97,8 @@ class TailView:
         return []
 
     def _line(self, seq: int | None, body: Text) -> Text:
-        prefix = Text(f"{clock(datetime.now(UTC))} ", style="dim")
+        prefix = Text()
+        prefix.append(f"{clock(datetime.now(UTC))} ", style="dim")
         if seq is not None:
             prefix.append(f"#{seq} ", style="dim")
         return prefix + body
