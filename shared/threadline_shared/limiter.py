@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, KeyT
 
 from threadline_shared.clock import Clock
 from threadline_shared.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
+from threadline_shared.redis import run_script_many
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,35 @@ class Limiter:
             RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
             log.warning("rate limit failed open for %s: %s", profile, exc.__class__.__name__)
             return None
-        allowed, tat_after, now, t = (int(float(value)) for value in answer)
-        decision = decide(profile, rate, bool(allowed), tat_after, now, t)
-        RATE_LIMIT_DECISIONS.labels(profile, "allowed" if decision.allowed else "denied").inc()
-        return decision
+        return _decision(profile, rate, answer)
+
+    async def check_many(self, buckets: Sequence[tuple[str, str, str, Rate]]) -> list[Decision | None]:
+        """:meth:`check` for many ``(profile, route, subject, rate)`` at once: one Redis round trip (a
+        pipeline of the same script). A Redis failure fails every one of them open."""
+        if not self.enabled:
+            return [None] * len(buckets)
+        now_arg = "" if self.clock is None else str(round(self.clock.now().timestamp() * 1_000_000))
+
+        calls: list[tuple[list[KeyT], list[EncodableT]]] = [
+            ([f"{KEY_PREFIX}{profile}:{route}:{subject}"], [rate.interval_us, rate.tau_us, now_arg])
+            for profile, route, subject, rate in buckets
+        ]
+        try:
+            async with asyncio.timeout(self.timeout):
+                answers = await run_script_many(self.redis, self._script, calls)
+        except (RedisError, OSError, TimeoutError) as exc:
+            for profile, *_ in buckets:
+                RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
+            log.warning("rate limit failed open for %d requests: %s", len(buckets), exc.__class__.__name__)
+            return [None] * len(buckets)
+        return [
+            _decision(profile, rate, answer)
+            for (profile, _, _, rate), answer in zip(buckets, answers, strict=True)
+        ]
+
+
+def _decision(profile: str, rate: Rate, answer: Sequence[Any]) -> Decision:
+    allowed, tat_after, now, t = (int(float(value)) for value in answer)
+    decision = decide(profile, rate, bool(allowed), tat_after, now, t)
+    RATE_LIMIT_DECISIONS.labels(profile, "allowed" if decision.allowed else "denied").inc()
+    return decision

@@ -26,7 +26,7 @@ from threadline_shared.problem import problem_bytes
 
 access_log = logging.getLogger("threadline.access")
 
-_VALID_REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
+VALID_REQUEST_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
@@ -64,7 +64,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = header(scope, b"x-request-id")
-        request_id = given if given and _VALID_REQUEST_ID.match(given) else str(uuid.uuid4()).encode()
+        request_id = given if given and VALID_REQUEST_ID.match(given) else str(uuid.uuid4()).encode()
         token = request_id_var.set(request_id.decode())
         status = 500
         response_started = False

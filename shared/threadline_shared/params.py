@@ -57,7 +57,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json"
 
@@ -72,7 +72,7 @@ async def read_json(request: Request, model: type[ModelT]) -> ModelT:
     if not raw:
         data: object = {}
     else:
-        if not _is_json(request.headers.get("content-type", "")):
+        if not is_json(request.headers.get("content-type", "")):
             raise UnsupportedMediaType()
         try:
             data = orjson.loads(raw)

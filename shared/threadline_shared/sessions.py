@@ -14,6 +14,7 @@ any request that arrives later with the old token gets 401 at once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -39,6 +40,9 @@ SELECT s.id, s.user_id, s.issued_at, s.expires_at, s.absolute_expires_at, s.last
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1
 """
+_LOOKUP_MANY = _LOOKUP.replace("WHERE s.token_hash = $1", "WHERE s.token_hash = ANY($1::bytea[])").replace(
+    "SELECT s.id,", "SELECT s.token_hash, s.id,"
+)
 _INSERT = """
 INSERT INTO sessions (user_id, token_hash, issued_at, expires_at, absolute_expires_at, last_seen_at)
 VALUES ($1, $2, $3, $4, $5, $3)
@@ -136,6 +140,25 @@ class SessionService:
         if row["last_seen_at"] is None or now - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
             await self.pool.execute("UPDATE sessions SET last_seen_at = $2 WHERE id = $1", row["id"], now)
         return principal
+
+    async def lookup_many(self, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
+        """The session rows (as :meth:`verify` reads them) of many tokens in one query, in order."""
+        hashes = [hash_token(token) for token in tokens]
+        rows = {row["token_hash"]: row for row in await self.pool.fetch(_LOOKUP_MANY, list(set(hashes)))}
+        return [rows.get(digest) for digest in hashes]
+
+    def settled_bearer(self, row: asyncpg.Record | None) -> Principal | None:
+        """The principal of a bearer request whose :meth:`verify` would succeed *and write nothing*: valid,
+        user enabled, ``last_seen_at`` fresh. None means "not that simple": call :meth:`verify`, which gives
+        the answer (401, 423) or does the write."""
+        if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
+            return None
+        now = self.clock.now()
+        if now >= row["absolute_expires_at"] or now >= row["expires_at"]:
+            return None
+        if row["last_seen_at"] is None or now - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
+            return None
+        return _principal(row, False)
 
     async def issue(self, user_row: asyncpg.Record, *, via_cookie: bool = True) -> IssuedSession:
         """Log in: a new session for the user, then revoke their oldest live sessions beyond the limit."""

@@ -358,3 +358,18 @@ def test_typing_keys_follow_the_redis_layout(alice: UUID) -> None:
     assert key(alice).field == f"{alice}/-"
     assert TypingKey.from_member(key(alice).member) == key(alice)
     assert TypingKey.from_member(entry.member) == entry
+
+
+async def test_many_heartbeats_at_once_are_applied_in_order(
+    store: PresenceStore, clock: FakeClock, alice: UUID, bob: UUID
+) -> None:
+    results = await store.heartbeat_many([(alice, ONLINE), (bob, AWAY), (alice, ONLINE), (alice, AWAY)])
+
+    assert [(r.update.user_id, r.update.status, r.changed) for r in results] == [
+        (alice, ONLINE, True),
+        (bob, AWAY, True),
+        (alice, ONLINE, False),
+        (alice, AWAY, True),
+    ]
+    assert [p.status for p in await store.presence_of([alice, bob])] == [AWAY, AWAY]
+    assert all(r.update.last_seen_at == START for r in results)

@@ -107,3 +107,35 @@ async def test_an_unreachable_redis_fails_open() -> None:
 
 async def test_limits_switched_off_decide_nothing(redis: Redis) -> None:
     assert await Limiter(redis, timeout_ms=250, enabled=False).check("p", "r", "s", RATE) is None
+
+
+async def test_many_checks_in_one_round_trip_decide_like_one_at_a_time(
+    limiter: Limiter, redis: Redis, clock: FakeClock
+) -> None:
+    other = Limiter(redis, timeout_ms=250, clock=clock)
+    one_by_one = [await other.check("p", "GET /x", f"u:{n % 2}", RATE) for n in range(8)]
+    await redis.flushdb()
+    together = await limiter.check_many([("p", "GET /x", f"u:{n % 2}", RATE) for n in range(8)])
+    assert together == one_by_one
+    assert [d.allowed for d in together if d is not None] == [True] * 6 + [False] * 2
+
+
+async def test_many_checks_survive_a_script_flush(limiter: Limiter, redis: Redis) -> None:
+    """After a Redis restart the scripts are gone (NOSCRIPT): the pipeline loads them and runs again."""
+    await limiter.check_many([("p", "r", "s", RATE)])
+    await redis.script_flush()
+    decisions = await limiter.check_many([("p", "r", "s", RATE), ("p", "r", "t", RATE)])
+    assert [(d.allowed, d.remaining) for d in decisions if d is not None] == [(True, 1), (True, 2)]
+
+
+async def test_many_checks_fail_open_together() -> None:
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    try:
+        assert await Limiter(dead, timeout_ms=250).check_many([("p", "r", "s", RATE)] * 3) == [None] * 3
+    finally:
+        await dead.aclose()
+
+
+async def test_many_checks_switched_off_decide_nothing(redis: Redis) -> None:
+    limiter = Limiter(redis, timeout_ms=250, enabled=False)
+    assert await limiter.check_many([("p", "r", "s", RATE)] * 2) == [None, None]

@@ -14,6 +14,7 @@ Time comes from the store (its clock, or the Redis server's); this module never 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -58,6 +59,18 @@ class PresenceService:
         conversations = await self.memberships.conversations_of([user_id])
         await self.publisher.publish(presence_messages(result.update, conversations[user_id]))
         return result.update
+
+    async def heartbeats(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[PresenceUpdate | None]:
+        """:meth:`heartbeat` for many users at once: one store round trip, then the transitions published."""
+        results = await self.store.heartbeat_many(beats)
+        changed = [result.update for result in results if result.changed]
+        if changed:
+            conversations = await self.memberships.conversations_of(list({u.user_id for u in changed}))
+            messages: list[Message] = []
+            for update in changed:
+                messages += presence_messages(update, conversations.get(update.user_id, []))
+            await self.publisher.publish(messages)
+        return [result.update if result.changed else None for result in results]
 
     def clamp(self, seconds: int) -> int:
         """``seconds`` clamped to [0, THREADLINE_TYPING_MAX_SECONDS] (1.5, 7.3)."""

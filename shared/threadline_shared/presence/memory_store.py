@@ -45,6 +45,9 @@ class MemoryPresenceStore:
         changed = old is None or old.status is not status
         return HeartbeatResult(presence_update(user_id, status, now), changed)
 
+    async def heartbeat_many(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[HeartbeatResult]:
+        return [await self.heartbeat(user_id, status) for user_id, status in beats]
+
     async def due_presence(self, limit: int) -> list[UUID]:
         now = self._now()
         due = sorted((deadline, str(user)) for user, deadline in self._deadlines.items() if deadline <= now)

@@ -32,6 +32,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, KeyT
 
 from threadline_shared.clock import Clock
 from threadline_shared.dto.enums import PresenceStatus
@@ -44,6 +45,7 @@ from threadline_shared.presence.store import (
     to_ms,
     typing_order,
 )
+from threadline_shared.redis import run_script_many
 
 PRESENCE_KEY = "tl:presence:"
 PRESENCE_DEADLINES = "tl:presence:deadlines"
@@ -233,6 +235,22 @@ class RedisPresenceStore:
         ]
         changed, now = await self._run(lambda: self._heartbeat(keys=keys, args=args))
         return HeartbeatResult(presence_update(user_id, status, int(now)), bool(changed))
+
+    async def heartbeat_many(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[HeartbeatResult]:
+        """Many heartbeats in one round trip (a pipeline of the heartbeat script), applied in order."""
+        now = self._now_arg()
+        calls: list[tuple[list[KeyT], list[EncodableT]]] = [
+            (
+                [presence_key(user_id), PRESENCE_DEADLINES],
+                [str(user_id), status.value, self.timeout_ms, PRESENCE_RETENTION_MS, now],
+            )
+            for user_id, status in beats
+        ]
+        answers = await self._run(lambda: run_script_many(self.redis, self._heartbeat, calls))
+        return [
+            HeartbeatResult(presence_update(user_id, status, int(answer[1])), bool(answer[0]))
+            for (user_id, status), answer in zip(beats, answers, strict=True)
+        ]
 
     async def due_presence(self, limit: int) -> list[UUID]:
         members = await self._run(lambda: self._due(keys=[PRESENCE_DEADLINES], args=[limit, self._now_arg()]))

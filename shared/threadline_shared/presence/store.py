@@ -106,6 +106,10 @@ class PresenceStore(Protocol):
         """Record a heartbeat (7.1): ``last_seen = now``, the status, deadline ``now + timeout``."""
         ...
 
+    async def heartbeat_many(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[HeartbeatResult]:
+        """:meth:`heartbeat` for each ``(user_id, status)`` in order, in one round trip where it can."""
+        ...
+
     async def due_presence(self, limit: int) -> list[UUID]:
         """Up to ``limit`` users whose deadline has passed (candidates for :meth:`expire_presence`)."""
         ...

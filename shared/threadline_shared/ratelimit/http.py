@@ -8,10 +8,12 @@ request is authenticated, else per client IP.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.requests import Request
 
 from threadline_shared.errors import RateLimited
-from threadline_shared.limiter import Limiter
+from threadline_shared.limiter import Limiter, Rate
 from threadline_shared.params import client_ip
 from threadline_shared.ratelimit.rules import DEFAULT_PROFILE, RuleBook
 from threadline_shared.sessions import Principal
@@ -19,13 +21,22 @@ from threadline_shared.sessions import Principal
 LOGIN_PATH = "/api/auth/login"
 
 
-async def check_http_limit(request: Request, principal: Principal | None) -> None:
-    """Decide the request's HTTP profile; raise 429 or remember the headers for the response."""
-    book: RuleBook | None = getattr(request.state, "rules", None)
-    limiter: Limiter | None = getattr(request.state, "limiter", None)
-    path, method = request.url.path, request.method
-    if book is None or limiter is None or method == "OPTIONS" or not path.startswith("/api/"):
-        return
+@dataclass(frozen=True, slots=True)
+class LimitTarget:
+    """The one bucket a request is counted in."""
+
+    profile: str
+    route: str
+    subject: str
+    rate: Rate
+
+
+def http_limit_target(
+    book: RuleBook, method: str, path: str, principal: Principal | None, ip: str
+) -> LimitTarget | None:
+    """The request's HTTP profile and bucket (8.2, 8.5), or None when no HTTP limit applies to it."""
+    if method == "OPTIONS" or not path.startswith("/api/"):
+        return None
     assignment = book.rules.assignment_for(method, path)
     if assignment is not None and assignment.profile in book.rules.profiles:
         profile, route, rate = (
@@ -34,11 +45,23 @@ async def check_http_limit(request: Request, principal: Principal | None) -> Non
             book.rules.profiles[assignment.profile],
         )
     elif method == "POST" and path.rstrip("/") == LOGIN_PATH:
-        return  # the login route applies its own auth.login buckets (3.10)
+        return None  # the login route applies its own auth.login buckets (3.10)
     else:
         profile, route, rate = DEFAULT_PROFILE, f"{method} {path}", book.default
-    subject = f"u:{principal.user_id}" if principal is not None else f"ip:{client_ip(request)}"
-    decision = await limiter.check(profile, route, subject, rate)
+    subject = f"u:{principal.user_id}" if principal is not None else f"ip:{ip}"
+    return LimitTarget(profile, route, subject, rate)
+
+
+async def check_http_limit(request: Request, principal: Principal | None) -> None:
+    """Decide the request's HTTP profile; raise 429 or remember the headers for the response."""
+    book: RuleBook | None = getattr(request.state, "rules", None)
+    limiter: Limiter | None = getattr(request.state, "limiter", None)
+    if book is None or limiter is None:
+        return
+    target = http_limit_target(book, request.method, request.url.path, principal, client_ip(request))
+    if target is None:
+        return
+    decision = await limiter.check(target.profile, target.route, target.subject, target.rate)
     if decision is None:
         return
     if not decision.allowed:
