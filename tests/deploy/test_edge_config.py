@@ -537,3 +537,32 @@ def test_caddy_routes_like_the_contract(caddy: list[Node], path: str, expected: 
 def test_route_table_exercises_every_contract_location() -> None:
     assert set(ROUTES.values()) == {*SERVICE_PORTS, "web", "404"}
     assert any(re.search(PRESENCE_REGEX, path) for path in ROUTES)
+
+
+# ----------------------------------------------------------------------------------------- both edges
+
+
+def test_both_edges_send_the_same_headers_with_the_web_client(server: Directive, caddy: list[Node]) -> None:
+    """The page's files leave nginx and Caddy with the same headers, the page with a CSP that allows no
+    inline script or style (clients/web has none) and nothing from another origin."""
+    nginx_locations = locations(server)
+    site = caddy_site(caddy)
+    matchers = caddy_matchers(site)
+    caddy_web = {
+        matchers[handle.words[1]][0][1]: handle
+        for handle in site.block
+        if handle.words[0] == "handle" and caddy_handle_outcome(handle) == "web"
+    }
+    for nginx_location, caddy_path in ((("=", "/"), "/"), (("^~", "/assets/"), "/assets/*")):
+        nginx_headers = {d.args[0]: d.args[1] for d in nginx_locations[nginx_location].children("add_header")}
+        caddy_headers = caddy_headers_of(caddy_web[caddy_path])
+        assert nginx_headers == caddy_headers, caddy_path
+        assert nginx_headers["X-Content-Type-Options"] == "nosniff"
+    policy = [p.strip() for p in caddy_headers_of(caddy_web["/"])["Content-Security-Policy"].split(";")]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert not any("unsafe" in p or "*" in p or "http" in p for p in policy), policy
+
+
+def caddy_headers_of(handle: Node) -> dict[str, str]:
+    return {n.words[1]: n.words[2] for n in handle.block if n.words[0] == "header"}

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from tests.web.conftest import ANSWER, CONVERSATION, People, screenshot
+from tests.web.a11y import low_contrast_text, unnamed_controls
+from tests.web.conftest import ANSWER, CONVERSATION, PASSWORD, People, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
@@ -69,6 +70,24 @@ async def test_both_people_see_the_conversation_live_with_presence(
     # Bob's heartbeat reaches Alice's page as a presence.update; each sees the other online.
     await expect(member(alice, "Bob").get_by_role("img", name="online")).to_be_visible()
     await expect(member(bob, "Alice").get_by_role("img", name="online")).to_be_visible()
+    assert not page_errors
+
+
+async def test_someone_can_be_added_by_username(people: People, page_errors: list[str]) -> None:
+    alice, bob = people.alice, people.bob
+    registered = await alice.evaluate(
+        """(account) => fetch("/api/auth/register", {method: "POST", body: JSON.stringify(account),
+            headers: {"Content-Type": "application/json"}}).then((response) => response.status)""",
+        {"username": "carol", "email": "carol@example.com", "password": PASSWORD},
+    )
+    assert registered == 201
+    await alice.get_by_role("button", name="Invite people").click()
+    await alice.get_by_label("Username").fill("carol")
+    await alice.get_by_role("button", name="Add to conversation").click()
+    await expect(alice.get_by_text("carol was added.")).to_be_visible()
+    await alice.get_by_role("button", name="Invite people").click()
+    for page in (alice, bob):  # Bob's page hears of it from the stream (membership.changed)
+        await expect(member(page, "carol").get_by_role("img", name="offline")).to_be_visible()
     assert not page_errors
 
 
@@ -183,7 +202,7 @@ async def test_a_cut_stream_shows_reconnecting_then_catches_up_without_duplicate
     assert not page_errors
 
 
-async def test_keyboard_only_reaches_compose_and_send_and_every_control_is_labelled(
+async def test_keyboard_only_reaches_compose_and_send_with_labelled_controls_and_readable_contrast(
     people: People, page_errors: list[str]
 ) -> None:
     bob = people.bob
@@ -217,16 +236,7 @@ async def test_keyboard_only_reaches_compose_and_send_and_every_control_is_label
     posted = messages(bob).first
     await expect(posted.locator(".msg-text")).to_have_text("Typed without a mouse\non two lines")
 
-    unlabelled = await bob.evaluate(
-        """() => [...document.querySelectorAll("input, textarea, select, button, a[href]")]
-          .filter((el) => el.getClientRects().length > 0)
-          .filter((el) => {
-            const name = el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")
-              || (el.labels && el.labels.length ? el.labels[0].textContent.trim() : "")
-              || (["BUTTON", "A"].includes(el.tagName) ? el.textContent.trim() : "");
-            return !name;
-          })
-          .map((el) => el.outerHTML.slice(0, 80))"""
-    )
-    assert unlabelled == []
+    for page in (bob, people.alice):
+        assert await unnamed_controls(page) == []
+        assert await low_contrast_text(page) == []
     assert not page_errors

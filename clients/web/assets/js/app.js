@@ -195,7 +195,12 @@ export class App {
       await this.session.setThread(threadId);
       this.renderList();
     }
-    if (threadId && this.session?.id === conversationId) this.session.screen.threadTitle.focus({ preventScroll: true });
+    // Keyboard and screen-reader users land on the thread they opened, unless they are writing (a new
+    // thread's first message just took them there).
+    const screen = this.session?.id === conversationId ? this.session.screen : null;
+    if (threadId && screen && !screen.compose.el.contains(document.activeElement)) {
+      screen.threadTitle.focus({ preventScroll: true });
+    }
   }
 
   showInvite(token) {

@@ -28,7 +28,11 @@ export class ConversationSession {
       onEvent: (type, payload) => this.onEvent(type, payload),
       onStatus: (status) => app.setConnection(status),
       onResync: () => this.reload(),
-      beforeReconnect: () => this.refreshView(),
+      beforeReconnect: () =>
+        this.refreshView().catch((error) => {
+          if (error.status === 403) this.app.leftConversation(this.id);
+          throw error;
+        }),
     });
     this.screen = new ConversationScreen(this);
   }

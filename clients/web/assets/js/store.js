@@ -94,8 +94,8 @@ export class ConversationState {
     let cursor = null;
     const messages = [];
     for (let page = 0; page < 20; page += 1) {
-      const query = cursor ? `?limit=1000&cursor_path=${cursor}` : "?limit=1000";
-      const response = await api.get(`/api/threads/${rootId}/tree${query}`);
+      const query = cursor ? `limit=1000&cursor_path=${cursor}` : "limit=1000";
+      const response = await api.get(`/api/threads/${rootId}/tree?${query}`);
       messages.push(...response.messages);
       cursor = response.next_cursor;
       if (!cursor) break;
