@@ -20,7 +20,7 @@ from tests.support.stack import Stack, start_stack
 from threadline_client import ThreadlineClient
 
 CLIENT_STACK_ENV = {
-    "THREADLINE_STREAM_RETRY_MS": "20",
+    "THREADLINE_STREAM_RETRY_MS": "10",
     "THREADLINE_STREAM_KEEPALIVE_SECONDS": "1",
     "THREADLINE_LOGIN_PER_IP_PER_MINUTE": "10000",
     "THREADLINE_RATE_LIMIT_DEFAULT_RPS": "10000",

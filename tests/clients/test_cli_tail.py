@@ -58,7 +58,9 @@ class Output:
         return ANSI.sub("", self.data.decode(errors="replace"))
 
     def json_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.data.decode().splitlines() if line.strip()]
+        """The complete lines so far, parsed (a line still being written is left for later)."""
+        complete = bytes(self.data[: self.data.rfind(b"\n") + 1]).decode()
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 @dataclass

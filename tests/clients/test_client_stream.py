@@ -29,7 +29,9 @@ from threadline_client import (
     Unauthorized,
 )
 from threadline_shared.dto import (
+    CancelStatus,
     EventType,
+    FinishReason,
     MessageCreatedEvent,
     MessageDeltaEvent,
     MessageDoneEvent,
@@ -85,7 +87,7 @@ async def test_200_random_drops_while_2000_events_are_written_lose_and_repeat_no
             nonlocal cuts_during_writes
             while proxy.cuts < DROPS:
                 await asyncio.wait_for(proxy.stream_opened.wait(), 10)
-                await asyncio.sleep(rng.uniform(0, 0.03))
+                await asyncio.sleep(rng.uniform(0, 0.02))
                 if proxy.cut_streams() and writing:
                     cuts_during_writes += 1
 
@@ -162,14 +164,15 @@ async def test_typing_passes_through_and_the_assistant_answer_streams_as_deltas(
     alice = client_for(alice_p)
     conversation = (await alice.create_conversation("Ask")).conversation_id  # assistant replies: on
     seen: list[ReceivedEvent] = []
+    posted = False
     async with alice.stream(conversation) as stream:
         async for item in stream:
             seen.append(item)
-            if item.type is EventType.PRESENCE_UPDATE and len(seen) == 1:
+            if len(seen) == 1:  # the snapshot: the stream is open
                 await alice.typing(conversation, 5)
-            if isinstance(item.event, TypingUpdateEvent) and item.event.payload.expires_at:
-                if not any(i.type is EventType.MESSAGE_CREATED for i in seen):
-                    await alice.post_root(conversation, "one two three four five")
+            elif isinstance(item.event, TypingUpdateEvent) and not posted:
+                await alice.post_root(conversation, "one two three four five")
+                posted = True
             if isinstance(item.event, MessageDoneEvent):
                 break
 
@@ -183,6 +186,27 @@ async def test_typing_passes_through_and_the_assistant_answer_streams_as_deltas(
         i.event.payload.choices[0].delta.content for i in seen if isinstance(i.event, MessageDeltaEvent)
     )
     assert text == "one two three four five"
+    answer = next(m for m in created if m.role is MessageRole.ASSISTANT)
+    assert "".join(c.content for c in await alice.chunks(answer.id)) == text
+
+
+async def test_cancel_stops_an_answer_while_it_streams(api: Api, client_for: ClientFor) -> None:
+    alice = client_for(await api.persona("alice"))
+    conversation = (await alice.create_conversation("Ask")).conversation_id
+    posted, cancelled, done = False, None, None
+    async with alice.stream(conversation) as stream:
+        async for item in stream:
+            if not posted:
+                await alice.post_root(conversation, " ".join(["word"] * 100))  # 3 s at 30 ms a word
+                posted = True
+            if isinstance(item.event, MessageDeltaEvent) and cancelled is None:
+                cancelled = await alice.cancel(item.event.payload.message_id)
+            if isinstance(item.event, MessageDoneEvent):
+                done = item.event.payload
+                break
+
+    assert cancelled is not None and cancelled.status is CancelStatus.CANCELLED
+    assert done is not None and done.finish_reason is FinishReason.CANCELLED
 
 
 async def test_a_logout_elsewhere_ends_the_stream_with_unauthorized_and_no_retry_loop(
