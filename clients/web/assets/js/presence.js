@@ -37,6 +37,7 @@ export class TypingNotifier {
   constructor() {
     this.lastSent = 0;
     this.target = null; // "conversation/root"
+    this.last = null;
   }
 
   typing(conversationId, rootId) {
@@ -67,6 +68,11 @@ export class TypingNotifier {
   send(conversationId, rootId, seconds) {
     const body = { conversation_id: conversationId, seconds };
     if (rootId) body.root_id = rootId;
-    api.post("/api/typing", body).catch(() => {});
+    this.last = api.post("/api/typing", body).catch(() => {});
+  }
+
+  /** Wait for the last typing call: a post must reach the server after it, or its typing would outlive it. */
+  settled() {
+    return this.last || Promise.resolve();
   }
 }

@@ -232,6 +232,7 @@ export class ConversationSession {
   }
 
   async submit(content) {
+    await this.typingNotifier.settled();
     if (this.threadId) {
       const parent = this.replyParentId || this.threadId;
       await api.post(`/api/messages/${parent}/reply`, { content });
@@ -274,6 +275,6 @@ export class ConversationSession {
 
   async createInvite(email, role) {
     const invite = await api.post(`/api/conversations/${this.id}/invites`, { email, role });
-    return `${location.origin}/#/invite/${invite.token}`;
+    return { link: `${location.origin}/#/invite/${invite.token}`, expiresAt: invite.expires_at };
   }
 }

@@ -120,9 +120,11 @@ export class ConversationScreen {
         event.preventDefault();
         status.textContent = error.textContent = "";
         try {
-          linkOutput.value = await this.session.createInvite(email.value.trim(), linkRole.value);
+          const invite = await this.session.createInvite(email.value.trim(), linkRole.value);
+          linkOutput.value = invite.link;
           linkBox.hidden = false;
-          status.textContent = "Invite link created: send it to the person you invite. It works once, for a day.";
+          status.textContent = "Invite link created: send it to the person you invite. One person can use it, " +
+            `until ${new Date(invite.expiresAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}.`;
           linkOutput.focus();
           linkOutput.select();
         } catch (problem) {
