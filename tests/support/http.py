@@ -12,15 +12,16 @@ from starlette.types import ASGIApp
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn (lifespan included) on a free port; yield its base URL."""
+async def serve_app(app: ASGIApp, *, http: type[asyncio.Protocol] | str = "auto") -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn (lifespan included) on a free port; yield its base URL. ``http``: uvicorn's
+    HTTP protocol (a class for a subclass such as the streamer's)."""
     # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections (it checks ``sock.proto``);
     # without it Nagle holds each response body back until the client's delayed ACK, ~40 ms per request.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", loop="asyncio")
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", loop="asyncio", http=http)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -8,6 +8,7 @@ promptly at shutdown (clients resume elsewhere with ``Last-Event-ID``).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -100,6 +101,10 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
                     tasks.create_task(job.run())
                     for job in (hub, listener, forwarder, sweeper, retention, rules)
                 ]
+                # Everything built so far lives as long as the process: keep it out of the collector's
+                # full passes, which otherwise walk it on every gen-2 collection (DESIGN 5: gc.freeze()).
+                gc.collect()
+                gc.freeze()
                 yield {
                     "settings": settings,
                     "pool": pool,

@@ -4,6 +4,10 @@ Producers (the hub, the ephemeral forwarder, the keepalive sweeper) call :meth:`
 the connection's own coroutine wakes only when there is something to write, joins everything queued into
 one write, and gives up when a write does not finish within the write timeout (a half-open client).
 
+While that coroutine is idle (nothing queued) it lends the connection a ``direct`` writer (see
+:mod:`threadline_streamer.transport`): an offered frame then goes to the socket at once, with no wakeup;
+when the writer declines (the socket has unsent bytes) the frame is queued as before.
+
 Over half full, new deltas and ephemeral events are dropped for this connection; full, the connection closes
 (the client resumes from the log and loses nothing durable).
 """
@@ -13,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
 from uuid import UUID
 
 from threadline_shared.metrics import STREAM_EVENTS_DROPPED
+from threadline_streamer.metrics import DOORBELL_TO_WRITE
 
 DROPPABLE = frozenset({"message.delta", "presence.update", "typing.update"})
 
@@ -36,6 +42,7 @@ class Connection:
         "close_after_flush",
         "closed",
         "conversation_id",
+        "direct",
         "highest_seq",
         "last_write",
         "pending_since",
@@ -56,6 +63,7 @@ class Connection:
         self.close_after_flush: CloseReason | None = None
         self.last_write = time.monotonic()
         self.pending_since: float | None = None
+        self.direct: Callable[[bytes], bool] | None = None
         self._wakeup = asyncio.Event()
 
     def offer(self, seq: int, frame: bytes, event_type: str, since: float | None = None) -> None:
@@ -69,6 +77,16 @@ class Connection:
         if event_type in DROPPABLE and len(self.queue) * 2 >= self.queue_size:
             STREAM_EVENTS_DROPPED.labels(event_type).inc()
             return
+        if self.direct is not None and not self.queue:
+            if seq and seq <= self.highest_seq:
+                return  # already written (replay and live overlap)
+            if self.direct(frame):
+                if seq:
+                    self.highest_seq = seq
+                self.last_write = time.monotonic()
+                if since is not None:
+                    DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
+                return
         self.queue.append((seq, frame, event_type))
         if self.pending_since is None:
             self.pending_since = since if since is not None else time.perf_counter()

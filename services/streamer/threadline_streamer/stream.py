@@ -29,7 +29,7 @@ from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.cursor import parse_cursor
 from threadline_streamer.hub import Hub
 from threadline_streamer.metrics import DOORBELL_TO_WRITE, REPLAYED
-from threadline_streamer.transport import abort_connection
+from threadline_streamer.transport import DirectWrite, abort_connection, direct_writer
 from threadline_streamer.wire import durable_frame, ephemeral_frame, retry_frame
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class EventStream(Response):
             await self._write(send, retry_frame(settings.stream_retry_ms), write_timeout)
             await self._replay(send, write_timeout)
             await self._write(send, await snapshot(connection), write_timeout)
-            await self._live(send, write_timeout)
+            await self._live(send, write_timeout, direct_writer(scope))
         except (OSError, TimeoutError):
             connection.close(CloseReason.WRITE_TIMEOUT)
         finally:
@@ -141,14 +141,18 @@ class EventStream(Response):
             if len(rows) < replay.REPLAY_BATCH:
                 return
 
-    async def _live(self, send: Send, limit: float) -> None:
+    async def _live(self, send: Send, limit: float, direct: DirectWrite | None) -> None:
         connection = self.connection
         while connection.closed is None:
             if not connection.queue:
                 if connection.close_after_flush is not None:
                     connection.close(connection.close_after_flush)
                     return
-                await connection.wait()
+                connection.direct = direct  # idle: frames may go straight to the socket
+                try:
+                    await connection.wait()
+                finally:
+                    connection.direct = None
                 continue
             since = connection.pending_since
             connection.pending_since = None

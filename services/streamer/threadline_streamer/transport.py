@@ -1,4 +1,13 @@
-"""Dropping a connection whose client stopped reading (contract 6.8).
+"""Two scope extensions of the streamer's HTTP protocol (uvicorn's httptools protocol, subclassed).
+
+``threadline.write``: the live fan-out writes a frame straight to the socket, as uvicorn's own ``send``
+would (one HTTP/1.1 chunk), instead of waking the connection's coroutine and passing the frame down the ASGI
+``send`` chain. It applies only while nothing else is buffered for that socket and the response is a started,
+chunked, unfinished one; otherwise it declines and the frame takes the ordinary path, which applies uvicorn's
+flow control (and so the write timeout that reaps a client that stopped reading). Measured with
+bench/streamer_fanout.py: the ordinary path cost about 47 µs of streamer CPU per delivery.
+
+``threadline.abort``: dropping a connection whose client stopped reading (contract 6.8).
 
 Closing a transport waits until its write buffer has drained, which a client that reads nothing never lets
 happen, and ASGI has no way to abort a connection. So the streamer serves HTTP with uvicorn's httptools
@@ -15,12 +24,42 @@ from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ABORT_EXTENSION = "threadline.abort"
+WRITE_EXTENSION = "threadline.write"
+DirectWrite = Callable[[bytes], bool]
 
 
 class AbortableHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self.transport.abort}}
+        self.scope["extensions"] = {
+            ABORT_EXTENSION: {"abort": self.transport.abort},
+            WRITE_EXTENSION: {"write": self.write_now},
+        }
+
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` as the next chunk of the current response at once; False when that is not safe
+        (the caller then uses ASGI ``send``)."""
+        cycle, transport = self.cycle, self.transport
+        if (
+            cycle is None
+            or not cycle.response_started
+            or cycle.response_complete
+            or cycle.disconnected
+            or not cycle.chunked_encoding
+            or self.flow.write_paused
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
+        ):
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+
+def direct_writer(scope: Scope) -> DirectWrite | None:
+    """The ``threadline.write`` function of ``scope``'s connection, if the server offers one."""
+    extension = scope.get("extensions", {}).get(WRITE_EXTENSION)
+    write: DirectWrite | None = extension.get("write") if extension else None
+    return write
 
 
 def abort_connection(scope: Scope) -> bool:
