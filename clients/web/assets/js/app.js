@@ -34,6 +34,7 @@ export class App {
     this.listTimer = null;
     this.connection = null;
     window.addEventListener("hashchange", () => this.route());
+    window.addEventListener("focus", () => this.me && this.refreshConversations());
     setUnauthorizedHandler(() => this.signedOut("Your session ended. Sign in again."));
   }
 
