@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.support.stack import python_env
 from threadline_client.cli import app
@@ -31,7 +30,7 @@ class Terminal:
 
     async def __call__(self, *args: str, input: str | None = None) -> Result:
         runner = CliRunner()
-        return await asyncio.to_thread(runner.invoke, app, list(args), input=input, env=self.env)
+        return await asyncio.to_thread(lambda: runner.invoke(app, list(args), input=input, env=self.env))
 
     async def ok(self, *args: str, input: str | None = None) -> str:
         """Run a command that must succeed; its stdout."""

@@ -16,6 +16,7 @@ import pytest
 from tests.clients.terminal import Terminal
 from tests.support.api import PASSWORD, Api
 from tests.support.stack import Stack
+from threadline_devstack.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -204,3 +205,8 @@ async def test_errors_print_the_problem_on_one_line_and_exit_non_zero(
     assert throttled.exit_code == 1 and throttled.stdout == ""
     assert throttled.stderr.startswith("Error: Too Many Requests: rate limit exceeded (retry in ")
     assert throttled.stderr.count("\n") == 1 and "Traceback" not in throttled.output
+
+    nowhere = f"http://127.0.0.1:{free_port()}"  # --url wins over THREADLINE_URL
+    unreachable = await alice("--url", nowhere, "login", "alice", "--password", PASSWORD)
+    assert unreachable.exit_code == 1
+    assert unreachable.stderr == f"Error: Connection failed: cannot reach {nowhere} (connection refused)\n"

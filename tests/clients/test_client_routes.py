@@ -71,7 +71,7 @@ async def test_setup_registration_login_refresh_and_logout(stack: Stack, pool: a
         assert rotated_away.value.code == "RGP.AUTH.INVALID_SESSION"
 
         assert (await client.logout()).ok is True
-        assert client.token is None
+        assert client.session.token is None
         with pytest.raises(Unauthorized) as anonymous:
             await client.me()
     assert anonymous.value.code == "RGP.AUTH.MISSING_SESSION"

@@ -16,6 +16,7 @@ from threadline_client.errors import (
     ServerError,
     ThreadlineError,
     Unauthorized,
+    UnexpectedResponse,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "ThreadlineClient",
     "ThreadlineError",
     "Unauthorized",
+    "UnexpectedResponse",
     "UnsupportedMediaType",
     "ValidationFailed",
 ]

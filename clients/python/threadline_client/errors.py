@@ -8,6 +8,7 @@ attributes. An answer that is not problem+json (a proxy's 502, say) becomes the 
     ThreadlineError
     ├── ConnectionFailed          the server could not be reached, or the connection broke
     ├── ResyncRequired            the stream's history is gone (contract 6.6): reload state over REST
+    ├── UnexpectedResponse        a success answer that does not fit the contract (not a Threadline server?)
     └── ProblemError              an HTTP error answer
         ├── BadRequest            400
         ├── Unauthorized          401 (missing, invalid or expired session; wrong credentials)
@@ -67,6 +68,19 @@ class ResyncRequired(ThreadlineError):
     @property
     def summary(self) -> str:
         return f"Resync required: {self.message}"
+
+
+class UnexpectedResponse(ThreadlineError):
+    """A success answer whose body does not fit the DTO the contract promises."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"unexpected answer from {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+    @property
+    def summary(self) -> str:
+        return f"Unexpected answer from {self.url} (is it a Threadline server?): {self.reason}"
 
 
 class ProblemError(ThreadlineError):

@@ -41,8 +41,10 @@ def options(
             help="Where the session token is kept (default: the user's config directory).",
         ),
     ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected failures.")] = False,
 ) -> None:
-    ctx.obj = CliState(url.rstrip("/"), CredentialStore(config_dir or default_config_dir()), Console())
+    store = CredentialStore(config_dir or default_config_dir())
+    ctx.obj = CliState(url.rstrip("/"), store, Console(), debug)
 
 
 for command in (

@@ -34,6 +34,7 @@ class CliState:
     url: str
     store: CredentialStore
     console: Console
+    debug: bool = False
 
     def credentials(self) -> Credentials:
         credentials = self.store.load(self.url)
@@ -65,8 +66,9 @@ def run(
 ) -> None:
     """Run ``action`` with a client on the chosen server (with the stored session when ``signed_in``).
 
-    A :class:`ThreadlineError` prints one line on stderr and exits 1; Ctrl-C exits 130. A token the server
-    rotated (refresh) is stored again."""
+    A :class:`ThreadlineError` prints one line on stderr and exits 1; so does any other failure (a bug: its
+    traceback only with ``--debug``). Ctrl-C exits 130. A token the server rotated (refresh) is stored again.
+    """
     state = state_of(ctx)
     try:
         asyncio.run(_run(state, action, signed_in, spinner))
@@ -75,6 +77,14 @@ def run(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if state.debug:
+            raise
+        reason = " ".join(str(exc).split())[:300]
+        typer.echo(
+            f"Error: unexpected {type(exc).__name__}: {reason} (run with --debug for details)", err=True
+        )
+        raise typer.Exit(1) from None
 
 
 async def _run(state: CliState, action: Action, signed_in: bool, spinner: str | None) -> None:

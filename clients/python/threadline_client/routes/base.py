@@ -6,8 +6,9 @@ from typing import TypeVar
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from threadline_client.errors import UnexpectedResponse
 from threadline_client.http import HttpSession
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -23,12 +24,26 @@ class RouteGroup:
     session: HttpSession
 
 
+def _unexpected(response: httpx.Response, exc: ValidationError) -> UnexpectedResponse:
+    first = exc.errors()[0] if exc.errors() else {"msg": str(exc)}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    reason = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return UnexpectedResponse(str(response.url), f"{response.status_code} answer, {reason}")
+
+
 def parse(model: type[Model], response: httpx.Response) -> Model:
-    return model.model_validate_json(response.content)
+    """The answer's body as ``model``; :class:`UnexpectedResponse` if it does not fit."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise _unexpected(response, exc) from exc
 
 
 def parse_list(adapter: TypeAdapter[list[T]], response: httpx.Response) -> list[T]:
-    return adapter.validate_json(response.content)
+    try:
+        return adapter.validate_json(response.content)
+    except ValidationError as exc:
+        raise _unexpected(response, exc) from exc
 
 
 def ident(value: Id) -> str:
