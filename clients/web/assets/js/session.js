@@ -35,6 +35,8 @@ export class ConversationSession {
         }),
     });
     this.screen = new ConversationScreen(this);
+    this.onVisibility = () => document.visibilityState === "visible" && this.markReadSoon();
+    document.addEventListener("visibilitychange", this.onVisibility);
   }
 
   get id() {
@@ -48,6 +50,7 @@ export class ConversationSession {
   }
 
   close() {
+    document.removeEventListener("visibilitychange", this.onVisibility);
     this.stream.close();
     this.typingNotifier.stopped();
     clearInterval(this.typingTimer);

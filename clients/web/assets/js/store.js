@@ -11,6 +11,7 @@ export class ThreadTree {
     this.loaded = false;
     this.pending = []; // events that came while the tree was loading
     this.chunkFetches = new Set();
+    this.loads = 0; // the newest load wins; an older one that finishes later is dropped
   }
 
   /** Messages in path order: a pre-order walk of the reply tree (contract 1.2). */
@@ -91,6 +92,7 @@ export class ConversationState {
     const tree = this.trees.get(rootId) || new ThreadTree(rootId);
     this.trees.set(rootId, tree);
     tree.loaded = false;
+    const load = ++tree.loads;
     let cursor = null;
     const messages = [];
     for (let page = 0; page < 20; page += 1) {
@@ -100,6 +102,7 @@ export class ConversationState {
       cursor = response.next_cursor;
       if (!cursor) break;
     }
+    if (load !== tree.loads) return tree; // a newer load started after this one read; it will finish
     tree.messages.clear();
     tree.nextIdx.clear();
     for (const message of messages) {
@@ -109,6 +112,7 @@ export class ConversationState {
     await Promise.all(
       messages.filter((m) => m.status === "streaming").map((m) => this.fetchChunks(api, tree, m.id)),
     );
+    if (load !== tree.loads) return tree;
     tree.loaded = true;
     const pending = tree.pending;
     tree.pending = [];
