@@ -26,7 +26,10 @@ _PARTICIPANTS = (
 )
 
 
-SNAPSHOT_TTL_SECONDS = 2.0
+SNAPSHOT_TTL_SECONDS = 5.0
+"""Bounds how stale a cached ``last_seen_at`` may be: a heartbeat that keeps the status publishes nothing,
+so no event bumps the version for it. Status changes and typing always do. (At 2 s, rebuilding the
+snapshots of 20 conversations of 300 members took a sixth of the streamer's CPU while clients connected.)"""
 
 
 class Snapshotter:
