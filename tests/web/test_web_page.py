@@ -18,10 +18,6 @@ from tests.web.conftest import ANSWER, CONVERSATION, PASSWORD, People, screensho
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 
-def thread_pane(page: Page) -> Locator:
-    return page.get_by_role("region", name="Thread")
-
-
 def messages(page: Page) -> Locator:
     return page.get_by_role("list", name="Messages").locator("li.msg")
 
@@ -67,7 +63,8 @@ async def test_both_people_see_the_conversation_live_with_presence(
     await expect(alice.get_by_text("you: owner")).to_be_visible()
     for page in (alice, bob):
         await expect(page.get_by_role("status").filter(has_text="live")).to_be_visible()
-    # Bob's heartbeat reaches Alice's page as a presence.update; each sees the other online.
+    # Bob's heartbeat came before he joined, so Alice's page learns it from the presence snapshot it reads on
+    # his membership.changed; Bob's page from the stream's snapshot. Each sees the other online.
     await expect(member(alice, "Bob").get_by_role("img", name="online")).to_be_visible()
     await expect(member(bob, "Alice").get_by_role("img", name="online")).to_be_visible()
     assert not page_errors
@@ -127,6 +124,7 @@ async def test_the_assistant_answer_streams_in_place_and_stop_ends_it(
     await expect(streaming).to_have_count(1)
     answer = streaming.locator(".msg-text")
     await expect(answer).to_contain_text("The release notes")  # a few words in, still streaming
+    await expect(streaming).to_contain_text("answering…")
     await screenshot(alice, "assistant-streaming")
     await streaming.get_by_role("button", name="Stop the assistant's answer").click()
 
