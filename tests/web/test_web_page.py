@@ -1,7 +1,7 @@
 """The web page (clients/web) in a real headless Chromium against the real stack through the Caddy edge:
 two people in two browser contexts (see conftest: setup, registration, an invite link accepted).
 
-Screenshots of the main views go to docs/screenshots/.
+Screenshots of the main views go to docs/screenshots/ with THREADLINE_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
