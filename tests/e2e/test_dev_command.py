@@ -53,8 +53,10 @@ def test_the_test_command_stops_at_the_first_failing_gate(
 
 def test_every_source_package_is_type_checked() -> None:
     dev = load_dev()
-    packages = {path.parent.relative_to(ROOT).as_posix() for path in ROOT.glob("*/threadline_*/__init__.py")}
-    packages |= {
-        path.parent.relative_to(ROOT).as_posix() for path in ROOT.glob("services/*/threadline_*/__init__.py")
-    }
+    found = [*ROOT.glob("*/threadline_*/__init__.py")]
+    for parent in ("services", "clients"):
+        found += ROOT.glob(f"{parent}/*/threadline_*/__init__.py")
+    packages = {path.parent.relative_to(ROOT).as_posix() for path in found}
     assert packages == set(dev.SOURCES)
+    installed = {Path(source).parent.as_posix() for source in dev.SOURCES}
+    assert installed == set(dev.PACKAGES), "every source package is installed by dev.py"
