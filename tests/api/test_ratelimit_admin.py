@@ -180,11 +180,11 @@ async def test_deleting_an_assignment(api: Api) -> None:
     [
         ("GET", PROFILES),
         ("POST", PROFILES),
-        ("PUT", f"{PROFILES}/{uuid4()}"),
-        ("DELETE", f"{PROFILES}/{uuid4()}"),
+        ("PUT", f"{PROFILES}/7d96fbe2-29c6-4402-bc1d-95e3811fc329"),
+        ("DELETE", f"{PROFILES}/7f3dc598-cbf0-4493-8006-8f981c527f7f"),
         ("GET", ASSIGNMENTS),
         ("POST", ASSIGNMENTS),
-        ("DELETE", f"{ASSIGNMENTS}/{uuid4()}"),
+        ("DELETE", f"{ASSIGNMENTS}/d9595515-dd4a-4eb6-ad93-4077f5b3b49c"),
     ],
 )
 async def test_every_admin_route_needs_the_global_admin_role(api: Api, method: str, path: str) -> None:
