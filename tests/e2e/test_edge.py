@@ -109,8 +109,8 @@ async def test_a_body_up_to_the_services_limit_passes_the_edge(stack: Stack, api
 async def test_stream_events_cross_the_edge_unbuffered(stack: Stack, api: Api) -> None:
     alice = await api.persona("alice")
     conversation = await create_conversation(api, alice)
-    started = time.perf_counter()
     async with open_stream(stack.edge_url, conversation, alice.token) as stream:
+        started = time.perf_counter()  # the response head is in; a buffering edge would hold what follows
         await stream.until("presence.update")  # the connect snapshot
         first_event = time.perf_counter() - started
         posted = await api.post(f"/api/threads/{conversation}/root", alice, json={"content": "through"})
