@@ -22,7 +22,6 @@ from enum import StrEnum
 from uuid import UUID
 
 from threadline_shared.metrics import STREAM_EVENTS_DROPPED
-from threadline_streamer.metrics import DOORBELL_TO_WRITE
 
 DROPPABLE = frozenset({"message.delta", "presence.update", "typing.update"})
 
@@ -66,31 +65,31 @@ class Connection:
         self.direct: Callable[[bytes], bool] | None = None
         self._wakeup = asyncio.Event()
 
-    def offer(self, seq: int, frame: bytes, event_type: str, since: float | None = None) -> None:
-        """Queue a frame (never blocks). Applies the slow-consumer policy. ``since`` is when its doorbell rang
-        (for the doorbell-to-write histogram)."""
+    def offer(self, seq: int, frame: bytes, event_type: str, since: float | None = None) -> bool:
+        """Queue a frame (never blocks), or write it at once when the connection is idle; True when written.
+        Applies the slow-consumer policy. ``since`` is when its doorbell rang (for the doorbell-to-write
+        histogram of queued frames; the caller times frames written at once, once per fan-out)."""
         if self.closed is not None or self.close_after_flush is not None:
-            return
+            return False
         if len(self.queue) >= self.queue_size:
             self.close(CloseReason.SLOW)
-            return
+            return False
         if event_type in DROPPABLE and len(self.queue) * 2 >= self.queue_size:
             STREAM_EVENTS_DROPPED.labels(event_type).inc()
-            return
+            return False
         if self.direct is not None and not self.queue:
             if seq and seq <= self.highest_seq:
-                return  # already written (replay and live overlap)
+                return False  # already written (replay and live overlap)
             if self.direct(frame):
                 if seq:
                     self.highest_seq = seq
                 self.last_write = time.monotonic()
-                if since is not None:
-                    DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
-                return
+                return True
         self.queue.append((seq, frame, event_type))
         if self.pending_since is None:
             self.pending_since = since if since is not None else time.perf_counter()
         self._wakeup.set()
+        return False
 
     def close(self, reason: CloseReason) -> None:
         if self.closed is None:

@@ -1,9 +1,9 @@
 """The hub: live subscriptions keyed by conversation, fed by the event log (DESIGN 2, contract 6.4, 6.9).
 
 A doorbell (``<conversation_id>:<top seq>``) only marks a conversation as pending. The hub's loop then reads
-the new rows of each pending conversation once, whatever its number of subscribers, encodes each event once,
-and offers the frame to every connection in the event's audience. A conversation is read by at most one task
-at a time; doorbells that arrive meanwhile are coalesced into the next read.
+the new rows of every pending conversation in one query (DESIGN 5: one read of the log per doorbell batch),
+whatever their number of subscribers, encodes each event once, and offers the frame to every connection in
+the event's audience. Doorbells that ring while a read is in flight are coalesced into the next one.
 
 A channel's cursor starts at the conversation's ``last_seq`` when its first subscriber arrives (before that
 subscriber reads the log), so events committed later are read live and earlier ones by the replay; the
@@ -28,29 +28,33 @@ import orjson
 
 from threadline_shared.metrics import STREAM_EVENTS_SENT
 from threadline_streamer.connection import CloseReason, Connection
-from threadline_streamer.metrics import DOORBELL_TO_QUEUE
+from threadline_streamer.metrics import DOORBELL_TO_QUEUE, DOORBELL_TO_WRITE
 from threadline_streamer.wire import durable_frame
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 1000
 _READ = """
-SELECT seq, type, envelope, audience_user_id FROM event_log
-WHERE conversation_id = $1 AND seq > $2
-ORDER BY seq
-LIMIT $3
+SELECT c.conversation_id, e.seq, e.type, e.envelope, e.audience_user_id
+FROM unnest($1::uuid[], $2::bigint[]) AS c (conversation_id, after)
+CROSS JOIN LATERAL (
+    SELECT seq, type, envelope, audience_user_id FROM event_log
+    WHERE conversation_id = c.conversation_id AND seq > c.after
+    ORDER BY seq
+    LIMIT $3
+) e
+ORDER BY c.conversation_id, e.seq
 """
 
 
 class Channel:
-    __slots__ = ("connections", "conversation_id", "cursor", "pending_since", "reading")
+    __slots__ = ("connections", "conversation_id", "cursor", "pending_since")
 
     def __init__(self, conversation_id: UUID, cursor: int) -> None:
         self.conversation_id = conversation_id
         self.cursor = cursor
         self.connections: set[Connection] = set()
         self.pending_since: float | None = None
-        self.reading = False
 
 
 class Hub:
@@ -130,51 +134,65 @@ class Hub:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """The dispatch loop: one read task per pending conversation at a time."""
-        async with asyncio.TaskGroup() as tasks:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                for channel in list(self.channels.values()):
-                    if channel.pending_since is not None and not channel.reading:
-                        channel.reading = True
-                        tasks.create_task(self._read(channel))
+        """The dispatch loop: read every pending conversation, fan out, repeat while doorbells rang."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            pending = [channel for channel in self.channels.values() if channel.pending_since is not None]
+            if pending:
+                await self._read(pending)
 
-    async def _read(self, channel: Channel) -> None:
+    async def _read(self, pending: list[Channel]) -> None:
+        now = time.perf_counter()
+        started = {channel.conversation_id: channel.pending_since or now for channel in pending}
+        for channel in pending:
+            channel.pending_since = None
         try:
-            while channel.pending_since is not None:
-                started = channel.pending_since
-                channel.pending_since = None
-                while True:
-                    rows = await self.pool.fetch(
-                        _READ, channel.conversation_id, channel.cursor, self.read_batch
-                    )
-                    if rows:
-                        self._deliver(channel, rows, started)
-                        channel.cursor = rows[-1]["seq"]
-                    if len(rows) < self.read_batch:
-                        break
-                DOORBELL_TO_QUEUE.observe(time.perf_counter() - started)
+            while pending:
+                rows = await self.pool.fetch(
+                    _READ,
+                    [channel.conversation_id for channel in pending],
+                    [channel.cursor for channel in pending],
+                    self.read_batch,
+                )
+                by_conversation: dict[UUID, list[asyncpg.Record]] = {}
+                for row in rows:
+                    by_conversation.setdefault(row["conversation_id"], []).append(row)
+                full = []
+                for channel in pending:
+                    found = by_conversation.get(channel.conversation_id)
+                    if not found:
+                        continue
+                    self._deliver(channel, found, started[channel.conversation_id])
+                    channel.cursor = found[-1]["seq"]
+                    if len(found) == self.read_batch:
+                        full.append(channel)  # a backlog: the next slice in the next round
+                pending = full
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("reading the event log failed for %s: %s", channel.conversation_id, exc)
-            channel.pending_since = channel.pending_since or time.perf_counter()
+            log.warning("reading the event log failed for %d conversations: %s", len(pending), exc)
+            for channel in pending:
+                channel.pending_since = channel.pending_since or started[channel.conversation_id]
             await asyncio.sleep(0.5)
             self._wakeup.set()
-        finally:
-            channel.reading = False
+            return
+        now = time.perf_counter()
+        for since in started.values():
+            DOORBELL_TO_QUEUE.observe(now - since)
 
     def _deliver(self, channel: Channel, rows: list[asyncpg.Record], since: float) -> None:
         connections = channel.connections
         for row in rows:
             seq, event_type, audience = row["seq"], row["type"], row["audience_user_id"]
             frame = durable_frame(seq, event_type, row["envelope"])
-            delivered = 0
+            delivered = written = 0
             for connection in connections:
                 if audience is None or audience == connection.user_id:
-                    connection.offer(seq, frame, event_type, since)
+                    written += connection.offer(seq, frame, event_type, since)
                     delivered += 1
             if delivered:
                 STREAM_EVENTS_SENT.labels(event_type).inc(delivered)
+            if written:  # the frames written at once: one observation for the whole fan-out
+                DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
             if event_type == "membership.changed":
                 self.on_membership_changed(channel.conversation_id)
                 self._after_membership_change(connections, row["envelope"])
