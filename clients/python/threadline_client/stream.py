@@ -11,7 +11,9 @@
 - When the connection ends or breaks, the stream reconnects after the server's ``retry:`` delay, doubling
   it on each failed attempt (capped), with jitter, and sends ``Last-Event-ID``: the server replays what was
   missed. A durable event is never yielded twice (its ``seq`` must be above the last one yielded).
-- A drop before the first durable event resumes with ``?since=`` the time the stream was first opened.
+- A drop before the first durable event resumes with ``?since=`` the time the stream was first opened, by the
+  server's clock (its ``Date`` header, less a second for its whole-second resolution), so a client whose
+  clock runs ahead still misses nothing.
 - Ephemeral events (presence, typing) pass through as they come, without ``seq``.
 - ``error{code: "resync_required"}`` raises :class:`ResyncRequired`; 401, 403, 404, 423 and other client
   errors raise their :class:`ProblemError` at once (no retry loop: a logged-out session ends the stream with
@@ -26,6 +28,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
@@ -177,8 +180,6 @@ class EventStream:
         while True:
             retry_after: int | None = None
             params = self._request_params()
-            if self._opened_at_ms is None:
-                self._opened_at_ms = int(time.time() * 1000)
             try:
                 async with self.session.http.stream(
                     "GET", path, headers=self._request_headers(), params=params, timeout=self._timeout
@@ -191,6 +192,8 @@ class EventStream:
                         reason, retry_after = problem.summary, problem.retry_after
                     else:
                         _require_event_stream(response)
+                        if self._opened_at_ms is None:
+                            self._opened_at_ms = _server_time_ms(response.headers.get("date"))
                         self.connections += 1
                         failures = 0
                         self._report(StreamStatus(StreamState.OPEN))
@@ -239,3 +242,13 @@ def _require_event_stream(response: httpx.Response) -> None:
         raise ThreadlineError(
             f"expected an event stream from {response.url}, got {content_type or 'no type'}"
         )
+
+
+def _server_time_ms(date: str | None) -> int:
+    """A moment at or before the server's ``Date`` (whole seconds), epoch ms; the local clock without one."""
+    try:
+        parsed = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        parsed = None
+    seconds = parsed.timestamp() if parsed is not None else time.time()
+    return int(seconds * 1000) - 1000
