@@ -30,6 +30,7 @@ from threadline_shared.middleware import BodyLimitMiddleware, CorsMiddleware, Re
 from threadline_shared.openapi import openapi_document
 from threadline_shared.problem import exception_handlers
 from threadline_shared.routes import ApiRoute, Doc
+from threadline_shared.sessions import SessionLookups
 from threadline_shared.settings import Settings
 
 VERSION = "0.1.0"
@@ -119,6 +120,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.max_body_bytes = settings.max_body_bytes
+    app.state.session_lookups = SessionLookups()  # concurrent requests share one session query
     return app
 
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from threadline_shared.clock import Clock, SystemClock
 from threadline_shared.errors import CsrfFailed, Forbidden, MissingSession
-from threadline_shared.sessions import IssuedSession, Principal, SessionService
+from threadline_shared.sessions import IssuedSession, Principal, SessionLookups, SessionService
 from threadline_shared.settings import Settings
 
 SESSION_COOKIE = "SESSION_ID"
@@ -36,7 +36,8 @@ def clock_of(request: Request) -> Clock:
 
 def session_service(request: Request) -> SessionService:
     settings: Settings = request.app.state.settings
-    return SessionService(request.state.pool, settings, clock_of(request))
+    lookups: SessionLookups | None = getattr(request.app.state, "session_lookups", None)
+    return SessionService(request.state.pool, settings, clock_of(request), lookups)
 
 
 def credentials(request: Request) -> tuple[str, bool] | None:

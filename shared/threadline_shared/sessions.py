@@ -26,6 +26,7 @@ from threadline_shared.clock import Clock
 from threadline_shared.db import Conn
 from threadline_shared.errors import InvalidSession, SessionExpired, UserDisabled
 from threadline_shared.ids import csrf_token, session_token
+from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.settings import Settings
 
 RevokeReason = Literal[
@@ -97,9 +98,40 @@ class IssuedSession:
     csrf_token: str
 
 
+class SessionLookups:
+    """Session rows of concurrent requests in one query per loop turn (:mod:`threadline_shared.microbatch`).
+    One per application; requests may come with different pools (a test may run several apps)."""
+
+    def __init__(self) -> None:
+        self._batcher: MicroBatcher[tuple[asyncpg.Pool, str], asyncpg.Record | None] = MicroBatcher(self._run)
+
+    async def row(self, pool: asyncpg.Pool, token: str) -> asyncpg.Record | None:
+        return await self._batcher.submit((pool, token))
+
+    @staticmethod
+    async def _run(items: Sequence[tuple[asyncpg.Pool, str]]) -> list[asyncpg.Record | None]:
+        pools = {id(pool): pool for pool, _ in items}
+        found: dict[tuple[int, str], asyncpg.Record | None] = {}
+        for key, pool in pools.items():
+            tokens = [token for item_pool, token in items if id(item_pool) == key]
+            for token, row in zip(tokens, await _lookup_many(pool, tokens), strict=True):
+                found[key, token] = row
+        return [found[id(pool), token] for pool, token in items]
+
+
+async def _lookup_many(pool: asyncpg.Pool, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
+    hashes = [hash_token(token) for token in tokens]
+    rows = {row["token_hash"]: row for row in await pool.fetch(_LOOKUP_MANY, list(set(hashes)))}
+    return [rows.get(digest) for digest in hashes]
+
+
 class SessionService:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, clock: Clock, lookups: SessionLookups | None = None
+    ) -> None:
+        """``lookups``: share the session query with concurrent requests (None: one query per call)."""
         self.pool = pool
+        self.lookups = lookups
         self.clock = clock
         self.idle = timedelta(seconds=settings.session_idle_seconds)
         self.absolute = timedelta(seconds=settings.session_absolute_seconds)
@@ -114,7 +146,10 @@ class SessionService:
         Raises InvalidSession, SessionExpired or UserDisabled (contract 3.8).
         """
         now = self.clock.now()
-        row = await self.pool.fetchrow(_LOOKUP, hash_token(token))
+        if self.lookups is not None:
+            row = await self.lookups.row(self.pool, token)
+        else:
+            row = await self.pool.fetchrow(_LOOKUP, hash_token(token))
         if row is None:
             raise InvalidSession()
         if row["revoked_at"] is not None:
@@ -143,9 +178,7 @@ class SessionService:
 
     async def lookup_many(self, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
         """The session rows (as :meth:`verify` reads them) of many tokens in one query, in order."""
-        hashes = [hash_token(token) for token in tokens]
-        rows = {row["token_hash"]: row for row in await self.pool.fetch(_LOOKUP_MANY, list(set(hashes)))}
-        return [rows.get(digest) for digest in hashes]
+        return await _lookup_many(self.pool, tokens)
 
     def settled_bearer(self, row: asyncpg.Record | None) -> Principal | None:
         """The principal of a bearer request whose :meth:`verify` would succeed *and write nothing*: valid,
