@@ -124,3 +124,15 @@ async def test_concurrent_heartbeats_of_many_users_each_get_their_answer(
     assert fast_count() == before + 16
     snapshot = await presence.http.get(f"/api/conversations/{users[0].id}/presence", headers=users[0].bearer)
     assert snapshot.status_code in (403, 404)  # not a conversation: nothing leaked across users
+
+
+async def test_a_body_without_a_json_type_gets_the_full_paths_415(api: Api, presence: Presence) -> None:
+    alice = await api.persona("alice")
+    before = fast_count()
+    response = await presence.http.post("/api/presence/heartbeat", content=b"{}", headers=alice.bearer)
+    assert_problem(response, 415, "unsupported_media_type")
+    doubled = await presence.http.post(
+        "/api/presence/heartbeat", headers=[("Authorization", "Bearer nope"), *alice.bearer.items()]
+    )
+    assert_problem(doubled, 401, "RGP.AUTH.INVALID_SESSION")  # the first Authorization header counts
+    assert fast_count() == before

@@ -68,26 +68,35 @@ def parse_status(body: bytes) -> PresenceStatus | None:
 
 
 def plain_request(scope: Scope) -> tuple[str, bytes | None] | None:
-    """``(bearer token, X-Request-ID)`` when the request's headers allow the fast path, else None."""
+    """``(bearer token, X-Request-ID)`` when the request's headers allow the fast path, else None. A body
+    without a JSON ``Content-Type`` (415), a repeated header and anything unusual go the full way."""
     token: str | None = None
     request_id: bytes | None = None
+    length = 0
+    json_body = False
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, credentials = value.partition(b" ")
-            if scheme.lower() != b"bearer" or not credentials.strip():
+            if token is not None or scheme.lower() != b"bearer" or not credentials.strip():
                 return None
             token = credentials.strip().decode("latin-1")
         elif name == b"content-length":
             if not value.isdigit() or int(value) > MAX_BODY_BYTES:
                 return None
+            length = int(value)
         elif name == b"content-type":
-            if not is_json(value.decode("latin-1")):
+            if json_body or not is_json(value.decode("latin-1")):
                 return None
+            json_body = True
         elif name in (b"origin", b"transfer-encoding"):
             return None
         elif name == b"x-request-id":
+            if request_id is not None:
+                return None
             request_id = bytes(value)
-    return None if token is None else (token, request_id)
+    if token is None or (length and not json_body):
+        return None
+    return token, request_id
 
 
 class HeartbeatFastPath:
@@ -141,8 +150,11 @@ class HeartbeatFastPath:
         self, scope: Scope, token: str, status: PresenceStatus
     ) -> list[tuple[bytes, bytes]] | None:
         """The rate-limit headers of a heartbeat made here, or None to hand the request on."""
-        if self.sessions is None:
-            state, app_state = scope["state"], scope["app"].state
+        state = scope["state"]
+        if (
+            self.sessions is None or self.sessions.pool is not state["pool"]
+        ):  # first request, or a new lifespan
+            app_state = scope["app"].state
             self.sessions = SessionService(state["pool"], app_state.settings, app_state.clock)
             self.presence, self.limiter, self.rules = state["presence"], state["limiter"], state["rules"]
         assert self.rules is not None

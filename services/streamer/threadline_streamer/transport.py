@@ -40,6 +40,8 @@ class AbortableHttpToolsProtocol(HttpToolsProtocol):
         """Write ``data`` as the next chunk of the current response at once; False when that is not safe
         (the caller then uses ASGI ``send``)."""
         cycle, transport = self.cycle, self.transport
+        if not data:
+            return True  # an empty chunk would end the response
         if (
             cycle is None
             or not cycle.response_started

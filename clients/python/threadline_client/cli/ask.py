@@ -15,6 +15,7 @@ from uuid import UUID
 import typer
 
 from threadline_client.cli.message_commands import TextArg, text_of
+from threadline_client.cli.render import clean
 from threadline_client.cli.runtime import (
     CliError,
     CliState,
@@ -142,7 +143,7 @@ async def _ask(
                     if piece and not json_output:
                         if spinner is not None:
                             spinner.stop()
-                        state.console.out(piece, end="", highlight=False)
+                        state.console.out(clean(piece), end="", highlight=False)
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)

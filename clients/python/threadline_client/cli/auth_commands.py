@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from threadline_client.cli.config import Credentials
+from threadline_client.cli.render import clean
 from threadline_client.cli.runtime import CliState, JsonOption, print_json, run, state_of
 from threadline_client.client import ThreadlineClient
 from threadline_client.errors import Unauthorized
@@ -28,7 +30,9 @@ def _ask_password(password: str | None, *, confirm: bool = False) -> str:
 def _remember(state: CliState, client: ThreadlineClient, user: AuthenticatedUser) -> None:
     assert client.token is not None
     state.store.save(state.url, Credentials(client.token, user.username, str(user.id)))
-    state.console.print(f"Logged in as [bold]{user.username}[/] on {state.url}", highlight=False)
+    state.console.print(
+        f"Logged in as [bold]{escape(user.username)}[/] on {escape(state.url)}", highlight=False
+    )
 
 
 def login(
@@ -82,9 +86,9 @@ def whoami(ctx: typer.Context, json_output: JsonOption = False) -> None:
             print_json(me.to_wire())
             return
         user = me.user
-        name = f" ({user.display_name})" if user.display_name else ""
+        name = f" ({escape(clean(user.display_name))})" if user.display_name else ""
         state.console.print(
-            f"[bold]{user.username}[/]{name} <{user.email}>  roles: {', '.join(user.roles)}\n"
+            f"[bold]{escape(user.username)}[/]{name} <{escape(user.email)}>  roles: {', '.join(user.roles)}\n"
             f"[dim]user {user.id} · session expires {me.session.expires_at:%Y-%m-%d %H:%M} UTC · "
             f"server {state.url}[/]",
             highlight=False,

@@ -3,8 +3,10 @@ or ``THREADLINE_CONFIG_DIR``), one entry per server URL, readable by the user on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,13 +47,17 @@ class CredentialStore:
 
     def _write(self, servers: dict[str, Any]) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        # Created 0600 from the start: the token is never readable by others, not even for a moment.
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump({"servers": servers}, file, indent=2)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.path)
+        # A new file of our own (mkstemp: 0600 from the start, O_EXCL, never a planted file or symlink), then
+        # renamed over the old one: the token is never readable by others, not even for a moment.
+        fd, temporary = tempfile.mkstemp(prefix=".credentials-", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump({"servers": servers}, file, indent=2)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     def load(self, url: str) -> Credentials | None:
         entry = self._read().get(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
@@ -21,6 +22,20 @@ from threadline_shared.dto import (
 )
 
 NameOf = Callable[[UUID | None], str]
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: str) -> str:
+    """Other people's text without terminal control characters (escape sequences could clear the screen,
+    retitle the window or fake output); newlines and tabs stay."""
+    return _CONTROL.sub("\ufffd", value)
+
+
+def plain(value: str, style: str = "") -> Text:
+    """Other people's text for rich, as text: never read as ``[markup]``, control characters replaced."""
+    return Text(clean(value), style=style)
+
+
 PRESENCE_MARKS = {PresenceStatus.ONLINE: "●", PresenceStatus.AWAY: "◐", PresenceStatus.OFFLINE: "○"}
 
 
@@ -40,7 +55,7 @@ def conversations_table(conversations: Sequence[ConversationSummary]) -> Table:
         table.add_column(header)
     for c in conversations:
         unread = Text(str(c.unread_total), style="bold" if c.unread_total else "dim")
-        table.add_row(str(c.id), c.title, str(c.role), unread, when(c.last_activity_at))
+        table.add_row(str(c.id), plain(c.title), str(c.role), unread, when(c.last_activity_at))
     return table
 
 
@@ -48,7 +63,7 @@ def conversation_header(view: ConversationView) -> Text:
     kind = "group" if view.is_group else "conversation"
     assistant = "assistant replies on" if view.assistant_replies else "assistant replies off"
     text = Text()
-    text.append(view.title, style="bold")
+    text.append(clean(view.title), style="bold")
     text.append(f"  {kind} · {assistant} · you are {view.role} · {view.unread_total} unread\n", style="dim")
     text.append(f"id {view.id} · created {when(view.created_at)} · active {when(view.last_activity_at)}")
     return text
@@ -61,7 +76,12 @@ def participants_table(
     if presence is not None:
         table.add_column("presence")
     for p in participants:
-        row = [p.username, p.display_name or "", str(p.role), when(p.joined_at)]
+        row: list[str | Text] = [
+            plain(p.username),
+            plain(p.display_name or ""),
+            str(p.role),
+            when(p.joined_at),
+        ]
         if presence is not None:
             status = presence.get(p.user_id, PresenceStatus.OFFLINE)
             row.append(f"{PRESENCE_MARKS[status]} {status}")
@@ -79,8 +99,8 @@ def threads_table(threads: Sequence[ThreadSummary], name_of: NameOf, unread: Map
         count = unread.get(t.root_id, 0)
         table.add_row(
             str(t.root_id),
-            name_of(t.root_author),
-            excerpt[:60],
+            plain(name_of(t.root_author)),
+            plain(excerpt[:60]),
             str(t.message_count),
             Text(str(count), style="bold" if count else "dim"),
             when(t.last_activity_at),
@@ -91,7 +111,8 @@ def threads_table(threads: Sequence[ThreadSummary], name_of: NameOf, unread: Map
 def message_label(message: MessageView, name_of: NameOf) -> Text:
     text = Text()
     text.append(
-        name_of(message.author_user_id), style="bold cyan" if message.author_user_id else "bold magenta"
+        clean(name_of(message.author_user_id)),
+        style="bold cyan" if message.author_user_id else "bold magenta",
     )
     text.append(f"  {when(message.created_at)}  {message.id}", style="dim")
     if message.edited_at is not None:
@@ -102,7 +123,7 @@ def message_label(message: MessageView, name_of: NameOf) -> Text:
     if message.deleted_at is not None:
         text.append("(deleted)", style="dim italic")
     else:
-        text.append(message.content)
+        text.append(clean(message.content))
     return text
 
 

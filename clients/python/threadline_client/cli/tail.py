@@ -17,6 +17,7 @@ import typer
 from rich.live import Live
 
 from threadline_client.cli.names import UserNames
+from threadline_client.cli.render import plain
 from threadline_client.cli.runtime import CliState, print_json, run, state_of
 from threadline_client.cli.tail_view import TailView
 from threadline_client.client import ThreadlineClient
@@ -97,7 +98,9 @@ async def _tail_live(
             live.refresh()
 
         async def on_resync(resync: ResyncRequired) -> None:
-            live.console.print(f"[yellow]{resync.message}: reloading unread counts, then following live[/]")
+            live.console.print(
+                plain(f"{resync.message}: reloading unread counts, then following live", style="yellow")
+            )
             tail_view.unread.clear()
             tail_view.unread.update({t.root_id: t.unread for t in await client.unread(conversation)})
             tail_view.restart()

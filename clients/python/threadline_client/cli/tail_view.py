@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from threadline_client.cli.names import UserNames
-from threadline_client.cli.render import PRESENCE_MARKS, clock
+from threadline_client.cli.render import PRESENCE_MARKS, clean, clock
 from threadline_client.stream import ReceivedEvent, StreamState, StreamStatus
 from threadline_shared.dto import (
     ConversationView,
@@ -82,10 +82,12 @@ class TailView:
                     MembershipAction.ROLE_UPDATED: f"is now {change.role}",
                 }[change.action]
                 return [
-                    self._line(received.seq, Text(f"{self.names(change.user_id)} {verb}", style="yellow"))
+                    self._line(
+                        received.seq, Text(f"{clean(self.names(change.user_id))} {verb}", style="yellow")
+                    )
                 ]
             case ErrorEvent(payload=error):
-                return [self._line(received.seq, Text(f"assistant: {error.message}", style="red"))]
+                return [self._line(received.seq, Text(f"assistant: {clean(error.message)}", style="red"))]
             case UnreadUpdateEvent(payload=unread):
                 self.unread[unread.root_id] = unread.unread
             case PresenceUpdateEvent(payload=presence):
@@ -104,7 +106,7 @@ class TailView:
         return prefix + body
 
     def _message_line(self, message: MessageView, seq: int | None) -> Text:
-        author = self.names(message.author_user_id)
+        author = clean(self.names(message.author_user_id))
         body = Text()
         body.append(author, style="bold magenta" if message.author_user_id is None else "bold cyan")
         if message.parent_id is None:
@@ -112,36 +114,36 @@ class TailView:
         else:
             body.append(f" replied in {message.root_id} to {message.parent_id}", style="dim")
         body.append(f"  [{message.id}]\n  ", style="dim")
-        body.append(message.content[:EXCERPT_CHARS])
+        body.append(clean(message.content[:EXCERPT_CHARS]))
         return self._line(seq, body)
 
     def _update_line(self, message: MessageView, seq: int | None) -> Text:
         if message.deleted_at is not None:
             return self._line(seq, Text(f"message {message.id} was deleted", style="dim"))
-        body = Text(f"{self.names(message.author_user_id)}'s message {message.id} now reads:\n  ")
-        body.append(message.content[:EXCERPT_CHARS])
+        body = Text(f"{clean(self.names(message.author_user_id))}'s message {message.id} now reads:\n  ")
+        body.append(clean(message.content[:EXCERPT_CHARS]))
         return self._line(seq, body)
 
     def __rich__(self) -> RenderableType:
         now = datetime.now(UTC)
         lines: list[RenderableType] = []
         header = Text()
-        header.append(f"── {self.conversation.title} ", style="bold")
+        header.append(f"── {clean(self.conversation.title)} ", style="bold")
         online = sum(1 for s in self.presence.values() if s is not PresenceStatus.OFFLINE)
         header.append(f"· {online} online · {sum(self.unread.values())} unread ──", style="dim")
         lines.append(header)
         if self.presence:
             people = Text()
             for user_id, status in sorted(self.presence.items(), key=lambda item: self.names(item[0])):
-                people.append(f"{PRESENCE_MARKS[status]} {self.names(user_id)}  ")
+                people.append(f"{PRESENCE_MARKS[status]} {clean(self.names(user_id))}  ")
             lines.append(people)
         for (user_id, root_id), expires_at in sorted(self.typing.items(), key=lambda item: item[1]):
             if expires_at > now:
                 where = f"in thread {root_id}" if root_id else "a new thread"
-                lines.append(Text(f"✎ {self.names(user_id)} is typing {where}…", style="italic"))
+                lines.append(Text(f"✎ {clean(self.names(user_id))} is typing {where}…", style="italic"))
         for answer in self.answers.values():
             text = Text("assistant ▸ ", style="bold magenta")
-            text.append(answer.text)
+            text.append(clean(answer.text))
             text.append("▌", style="blink")
             lines.append(text)
         if self.status.state is StreamState.RECONNECTING:

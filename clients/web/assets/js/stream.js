@@ -122,6 +122,8 @@ export class ConversationStream {
     }
     const payload = envelope.payload || {};
     if (type === "error" && payload.code === "resync_required") {
+      // The cursor is past (or older than) the log: forget it, or every later event would count as seen.
+      this.lastSeq = null;
       this.handlers.onResync();
       return;
     }
