@@ -9,7 +9,12 @@ import asyncio
 from starlette.types import Receive, Scope, Send
 
 from tests.support.http import serve_app
-from threadline_streamer.transport import AbortableHttpToolsProtocol, DirectWrite, direct_writer
+from threadline_streamer.transport import (
+    AbortableHttpToolsProtocol,
+    DirectWrite,
+    direct_writer,
+    disconnect_notifier,
+)
 
 FRAME = b"event: x\ndata: {}\n\n"
 
@@ -82,3 +87,35 @@ async def test_without_the_protocol_there_is_no_direct_writer() -> None:
         assert await app.writer is None
         app.done.set()
         writer.close()
+
+
+class WatchingApp:
+    """Registers a disconnect callback, then waits for it."""
+
+    def __init__(self) -> None:
+        self.registered = asyncio.Event()
+        self.lost = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"start\n", "more_body": True})
+        notify = disconnect_notifier(scope)
+        assert notify is not None
+        notify(self.lost.set)
+        self.registered.set()
+        await self.lost.wait()
+
+
+async def test_a_stream_hears_of_its_clients_departure_without_a_task_of_its_own() -> None:
+    app = WatchingApp()
+    async with serve_app(app, http=AbortableHttpToolsProtocol) as url:
+        _reader, writer = await open_raw(url)
+        await asyncio.wait_for(app.registered.wait(), 5)
+        assert not app.lost.is_set()
+        writer.close()
+        await asyncio.wait_for(app.lost.wait(), 5)

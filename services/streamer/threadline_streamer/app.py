@@ -34,6 +34,7 @@ from threadline_streamer.retention import Retention
 from threadline_streamer.routes import routes
 from threadline_streamer.settings import StreamerSettings
 from threadline_streamer.snapshot import Snapshotter
+from threadline_streamer.stream import StreamHandoff
 from threadline_streamer.sweeper import Sweeper
 
 SERVICE = "streamer"
@@ -132,4 +133,5 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
         settings, service=SERVICE, routes=routes(), lifespan=lifespan, readiness=readiness
     )
     app.state.clock = clock
+    app.add_middleware(StreamHandoff)  # outermost of ours: a stream's live part runs without the stack
     return app
