@@ -12,10 +12,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
 from tests.clients.terminal import Terminal
 from tests.support.api import PASSWORD, Api
 from tests.support.stack import Stack
+from threadline_client.cli import app
 from threadline_devstack.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -210,3 +212,28 @@ async def test_errors_print_the_problem_on_one_line_and_exit_non_zero(
     unreachable = await alice("--url", nowhere, "login", "alice", "--password", PASSWORD)
     assert unreachable.exit_code == 1
     assert unreachable.stderr == f"Error: Connection failed: cannot reach {nowhere} (connection refused)\n"
+
+
+async def test_login_takes_a_token_from_the_environment_out_of_sight_of_ps(terminal_for: TerminalFor) -> None:
+    [alice] = await signed_up(terminal_for, "alice")
+    token = json.loads((alice.config_dir / "credentials.json").read_text())["servers"][alice.url]["token"]
+    laptop = terminal_for("alice-laptop")
+    runner_env = {**laptop.env, "THREADLINE_TOKEN": token}
+    result = await asyncio.to_thread(lambda: CliRunner().invoke(app, ["login"], env=runner_env))
+    assert result.exit_code == 0, result.output
+    assert "Logged in as alice" in result.stdout
+    assert (await laptop.json("whoami"))["user"]["username"] == "alice"
+
+
+async def test_arguments_that_begin_with_a_dash_are_arguments(terminal_for: TerminalFor) -> None:
+    """Invite tokens are base64url (they may begin with "-"), and so may a message."""
+    [alice] = await signed_up(terminal_for, "alice")
+    conversation = (await alice.json("conversations", "create", "Weather", "--group"))["conversation_id"]
+    root = (await alice.json("post", conversation, "-5 degrees tonight"))["root_id"]
+    assert "Replied" in await alice.ok("reply", root, "--sure?")
+    tree = await alice.json("show", root)
+    assert [m["content"] for m in tree["messages"]] == ["-5 degrees tonight", "--sure?"]
+
+    unknown = await alice("conversations", "accept", "-onNAenX_bN-eocXkkMXq-mEsQlVtOAG2q9CbAg1QMg")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("Error: Not Found"), unknown.stderr

@@ -47,6 +47,9 @@ def options(
     ctx.obj = CliState(url.rstrip("/"), store, Console(), debug)
 
 
+# Invite tokens are base64url and may begin with "-", and so may a message ("-5 degrees"): these commands
+# take an argument that looks like an unknown option as the argument it is, with no "--" needed.
+TAKES_DASHED_ARGUMENTS = {"ignore_unknown_options": True}
 for command in (
     auth_commands.login,
     auth_commands.logout,
@@ -55,14 +58,12 @@ for command in (
     auth_commands.register,
     message_commands.threads,
     message_commands.show,
-    message_commands.post,
-    message_commands.reply,
-    message_commands.edit,
     message_commands.delete,
-    ask,
     tail,
 ):
     app.command()(command)
+for dashed in (message_commands.post, message_commands.reply, message_commands.edit, ask):
+    app.command(context_settings=TAKES_DASHED_ARGUMENTS)(dashed)
 app.add_typer(conversation_commands.app, name="conversations")
 
 

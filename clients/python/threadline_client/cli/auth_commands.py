@@ -40,7 +40,12 @@ def login(
     identifier: Annotated[str | None, typer.Argument(help="Username or email.")] = None,
     password: PasswordOption = None,
     token: Annotated[
-        str | None, typer.Option("--token", help="Use an existing session token instead of a password.")
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="THREADLINE_TOKEN",
+            help="Use an existing session token instead of a password (THREADLINE_TOKEN keeps it out of ps).",
+        ),
     ] = None,
 ) -> None:
     """Log in and keep the session token in the config directory (file mode 0600)."""

@@ -139,7 +139,7 @@ def invite(
     run(ctx, action)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # base64url tokens may begin with "-"
 def accept(ctx: typer.Context, token: str, json_output: JsonOption = False) -> None:
     """Accept an invite: join its conversation."""
     state = state_of(ctx)

@@ -46,7 +46,13 @@ export class ConversationSession {
   async start() {
     this.stream.start();
     await Promise.race([this.stream.opened, new Promise((resolve) => setTimeout(resolve, OPEN_WAIT_MS))]);
+    const liveBeforeLoad = this.stream.opens > 0;
     await this.reload();
+    if (liveBeforeLoad) return;
+    // The REST state was read before the stream was live: what happened in between must be read again,
+    // now if the stream opened meanwhile, else as soon as it opens.
+    if (this.stream.opens > 0) await this.reload();
+    else this.stream.reloadOnOpen = true;
   }
 
   close() {
