@@ -3,7 +3,7 @@
 A doorbell (``<conversation_id>:<top seq>``) only marks a conversation as pending. The hub's loop then reads
 the new rows of every pending conversation in one query (DESIGN 5: one read of the log per doorbell batch),
 whatever their number of subscribers, encodes each event once, and offers the frame to every connection in
-the event's audience. Doorbells that ring while a read is in flight are coalesced into the next one.
+the event's audience. Doorbells that ring while a read is in flight are coalesced into the next round.
 
 A channel's cursor starts at the conversation's ``last_seq`` when its first subscriber arrives (before that
 subscriber reads the log), so events committed later are read live and earlier ones by the replay; the
@@ -158,26 +158,32 @@ class Hub:
                 by_conversation: dict[UUID, list[asyncpg.Record]] = {}
                 for row in rows:
                     by_conversation.setdefault(row["conversation_id"], []).append(row)
-                full = []
+                full: dict[UUID, Channel] = {}
                 for channel in pending:
                     found = by_conversation.get(channel.conversation_id)
                     if not found:
                         continue
-                    self._deliver(channel, found, started[channel.conversation_id])
+                    since = started[channel.conversation_id]
+                    self._deliver(channel, found, since)
                     channel.cursor = found[-1]["seq"]
+                    DOORBELL_TO_QUEUE.observe(time.perf_counter() - since)
                     if len(found) == self.read_batch:
-                        full.append(channel)  # a backlog: the next slice in the next round
-                pending = full
+                        full[channel.conversation_id] = channel  # a backlog: its next slice next round
+                # Doorbells that rang meanwhile join the next round, so that a long backlog of one
+                # conversation does not hold the others back until it is read to the end.
+                for channel in self.channels.values():
+                    if channel.pending_since is not None:
+                        if full.get(channel.conversation_id) is not channel:  # (a reopened channel too)
+                            started[channel.conversation_id] = channel.pending_since
+                            full[channel.conversation_id] = channel
+                        channel.pending_since = None
+                pending = list(full.values())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("reading the event log failed for %d conversations: %s", len(pending), exc)
             for channel in pending:
                 channel.pending_since = channel.pending_since or started[channel.conversation_id]
             await asyncio.sleep(0.5)
             self._wakeup.set()
-            return
-        now = time.perf_counter()
-        for since in started.values():
-            DOORBELL_TO_QUEUE.observe(now - since)
 
     def _deliver(self, channel: Channel, rows: list[asyncpg.Record], since: float) -> None:
         connections = channel.connections
