@@ -4,7 +4,6 @@ real services as processes for end-to-end tests."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,7 +18,7 @@ from tests.support.servers import (
     reset_database,
     start_servers,
 )
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 from threadline_shared.db import create_pool
 
 
@@ -74,11 +73,8 @@ def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """api, streamer, presence and the assistant worker as processes on free ports (THREADLINE_ENV=test)."""
-    started = start_stack(database_url, servers.redis_url, Path(tmp_path_factory.mktemp("stack")))
-    try:
+    with running_stack(database_url, servers.redis_url, tmp_path_factory.mktemp("stack")) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -176,10 +176,6 @@ class SessionService:
             await self.pool.execute("UPDATE sessions SET last_seen_at = $2 WHERE id = $1", row["id"], now)
         return principal
 
-    async def lookup_many(self, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
-        """The session rows (as :meth:`verify` reads them) of many tokens in one query, in order."""
-        return await _lookup_many(self.pool, tokens)
-
     def settled_bearer(self, row: asyncpg.Record | None) -> Principal | None:
         """The principal of a bearer request whose :meth:`verify` would succeed *and write nothing*: valid,
         user enabled, ``last_seen_at`` fresh. None means "not that simple": call :meth:`verify`, which gives

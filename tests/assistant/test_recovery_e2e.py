@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -27,7 +26,7 @@ from tests.support.conversations import create_conversation
 from tests.support.messages import events_after, post_root
 from tests.support.servers import SuiteServers
 from tests.support.sse import open_stream
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 from threadline_devstack.servers import free_port
 from threadline_devstack.services import ServiceProcess
 
@@ -45,11 +44,8 @@ ENV = {
 def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(database_url, servers.redis_url, Path(tmp_path_factory.mktemp("stack")), ENV)
-    try:
+    with running_stack(database_url, servers.redis_url, tmp_path_factory.mktemp("stack"), ENV) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -26,7 +25,7 @@ from tests.support.messages import post_root, reply
 from tests.support.problems import assert_problem
 from tests.support.servers import SuiteServers
 from tests.support.sse import open_stream
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +40,8 @@ ENV = {
 def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(database_url, servers.redis_url, Path(tmp_path_factory.mktemp("stack")), ENV)
-    try:
+    with running_stack(database_url, servers.redis_url, tmp_path_factory.mktemp("stack"), ENV) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ rate-limit rule book reloaded every second (tables are emptied between tests), a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.support.api import Api, Persona, remote_api
 from tests.support.servers import SuiteServers, create_database, database_name, drop_database
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 from threadline_client import ThreadlineClient
 
 CLIENT_STACK_ENV = {
@@ -43,17 +42,14 @@ def database_url(servers: SuiteServers) -> Iterator[str]:
 def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(
+    with running_stack(
         database_url,
         servers.redis_url,
-        Path(tmp_path_factory.mktemp("clients")),
+        tmp_path_factory.mktemp("clients"),
         CLIENT_STACK_ENV,
         edge=True,
-    )
-    try:
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -18,7 +17,7 @@ from tests.support.api import Api, remote_api
 from tests.support.conversations import create_conversation
 from tests.support.servers import SuiteServers
 from tests.support.sse import open_stream
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +26,14 @@ pytestmark = pytest.mark.e2e
 def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(
+    with running_stack(
         database_url,
         servers.redis_url,
-        Path(tmp_path_factory.mktemp("edge")),
+        tmp_path_factory.mktemp("edge"),
         {"THREADLINE_RATE_LIMIT_ENABLED": "false"},
         edge=True,
-    )
-    try:
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

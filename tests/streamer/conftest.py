@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.support.api import Api, remote_api
 from tests.support.servers import SuiteServers
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 
 STREAM_ENV = {
     "THREADLINE_RATE_LIMIT_ENABLED": "false",
@@ -23,11 +22,10 @@ STREAM_ENV = {
 def stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(database_url, servers.redis_url, Path(tmp_path_factory.mktemp("stack")), STREAM_ENV)
-    try:
+    with running_stack(
+        database_url, servers.redis_url, tmp_path_factory.mktemp("stack"), STREAM_ENV
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

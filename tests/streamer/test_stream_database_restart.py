@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from tests.support.api import Api, remote_api
 from tests.support.conversations import add_participant, create_conversation
 from tests.support.messages import post_root
 from tests.support.servers import SuiteServers
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 from tests.support.traffic import following, last_seq, post_replies, visible_seqs
 from threadline_db import migrate_url
 from threadline_devstack.servers import EmbeddedPostgres, free_port
@@ -42,13 +41,10 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 def own_stack(
     postgres: EmbeddedPostgres, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(
-        postgres.url(), servers.redis_url, Path(tmp_path_factory.mktemp("stack")), STREAM_ENV
-    )
-    try:
+    with running_stack(
+        postgres.url(), servers.redis_url, tmp_path_factory.mktemp("stack"), STREAM_ENV
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,14 +36,16 @@ class Stack:
             process.stop()
 
 
-def start_stack(
+@contextmanager
+def running_stack(
     database_url: str,
     redis_url: str,
     log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
     *,
     edge: bool = False,
-) -> Stack:
+) -> Iterator[Stack]:
+    """The services (and with ``edge=True`` Caddy in front) for the ``with`` block; stopped after it."""
     env = service_environment(database_url, redis_url)
     for key in [k for k in env if k.startswith("THREADLINE_")]:
         del env[key]  # the developer's own settings must not leak into tests
@@ -72,10 +75,9 @@ def start_stack(
             processes["edge"] = caddy
             caddy.start()
             caddy.wait_ready(30)
-    except BaseException:
+        yield stack
+    finally:
         stack.stop()
-        raise
-    return stack
 
 
 def python_env() -> dict[str, str]:

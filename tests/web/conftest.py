@@ -20,7 +20,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from tests.support.servers import SuiteServers
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, running_stack
 from tests.web.a11y import low_contrast_text, unnamed_controls
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,13 +67,10 @@ class People:
 def web_stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    started = start_stack(
-        database_url, servers.redis_url, Path(tmp_path_factory.mktemp("web")), WEB_ENV, edge=True
-    )
-    try:
+    with running_stack(
+        database_url, servers.redis_url, tmp_path_factory.mktemp("web"), WEB_ENV, edge=True
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import orjson
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,7 +37,7 @@ from threadline_shared.middleware import SECURITY_HEADERS, VALID_REQUEST_ID, acc
 from threadline_shared.params import is_json
 from threadline_shared.ratelimit.http import http_limit_target
 from threadline_shared.ratelimit.rules import RuleBook
-from threadline_shared.sessions import SessionService
+from threadline_shared.sessions import SessionLookups, SessionService
 
 FAST_HEARTBEATS = Counter(
     "threadline_presence_fast_heartbeats_total",
@@ -109,7 +108,6 @@ class HeartbeatFastPath:
         self.presence: PresenceService | None = None
         self.limiter: Limiter | None = None
         self.rules: RuleBook | None = None
-        self._rows: MicroBatcher[str, asyncpg.Record | None] = MicroBatcher(self._lookup)
         self._limits: MicroBatcher[Bucket, Decision | None] = MicroBatcher(self._check)
         self._beats: MicroBatcher[Beat, Any] = MicroBatcher(self._heartbeat)
         self._requests = HTTP_REQUESTS.labels(service, "POST", HEARTBEAT_PATH, "204")
@@ -159,7 +157,8 @@ class HeartbeatFastPath:
             self.presence, self.limiter, self.rules = state["presence"], state["limiter"], state["rules"]
         assert self.rules is not None
         try:
-            principal = self.sessions.settled_bearer(await self._rows.submit(token))
+            lookups: SessionLookups = scope["app"].state.session_lookups  # shared with the full path
+            principal = self.sessions.settled_bearer(await lookups.row(self.sessions.pool, token))
             if principal is None:
                 return None
             headers: list[tuple[bytes, bytes]] = []
@@ -175,10 +174,6 @@ class HeartbeatFastPath:
         except Exception:  # the full application meets the same failure and answers it (503, ...)
             return None
         return headers
-
-    async def _lookup(self, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
-        assert self.sessions is not None
-        return await self.sessions.lookup_many(tokens)
 
     async def _check(self, buckets: Sequence[Bucket]) -> list[Decision | None]:
         assert self.limiter is not None
