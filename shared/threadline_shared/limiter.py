@@ -22,35 +22,45 @@ from redis.typing import EncodableT, KeyT
 
 from threadline_shared.clock import Clock
 from threadline_shared.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
-from threadline_shared.redis import run_script_many
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "tl:rl:"
 
 # Integer microseconds inside the script, so that sums near 2^50 stay exact in Lua's doubles; the stored TAT
-# is milliseconds with three decimals (contract 7.5).
+# is milliseconds with three decimals (contract 7.5). One call decides any number of buckets, in order (a
+# bucket named twice is charged twice): KEYS are the buckets, ARGV is ``now`` ('' = the Redis clock) then
+# ``interval, tau`` per bucket. The answer is ``now`` then ``allowed, tat, t`` per bucket, where ``tat`` is
+# the TAT after the decision (the stored one on a denial) and ``t = max(TAT before, now)``.
 _GCRA = """
-local interval = tonumber(ARGV[1])
-local tau = tonumber(ARGV[2])
 local now
-if ARGV[3] ~= '' then
-  now = tonumber(ARGV[3])
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
 else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 end
-local stored = redis.call('GET', KEYS[1])
-local tat = now
-if stored then tat = math.floor(tonumber(stored) * 1000 + 0.5) end
-local t = math.max(tat, now)
-if t - now > tau then
-  return {0, tostring(tat), tostring(now), tostring(t)}
+local result = {string.format('%.0f', now)}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local tau = tonumber(ARGV[2 * i + 1])
+  local stored = redis.call('GET', key)
+  local tat = now
+  if stored then tat = math.floor(tonumber(stored) * 1000 + 0.5) end
+  local t = math.max(tat, now)
+  if t - now > tau then
+    table.insert(result, 0)
+    table.insert(result, string.format('%.0f', tat))
+  else
+    tat = t + interval
+    local ttl_ms = math.max(1, math.ceil((tat - now) / 1000))
+    redis.call('SET', key, string.format('%.3f', tat / 1000), 'PX', ttl_ms)
+    table.insert(result, 1)
+    table.insert(result, string.format('%.0f', tat))
+  end
+  table.insert(result, string.format('%.0f', t))
 end
-local new_tat = t + interval
-local ttl_ms = math.max(1, math.ceil((new_tat - now) / 1000))
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat / 1000), 'PX', ttl_ms)
-return {1, tostring(new_tat), tostring(now), tostring(t)}
+return result
 """
 
 
@@ -116,46 +126,36 @@ class Limiter:
 
     async def check(self, profile: str, route: str, subject: str, rate: Rate) -> Decision | None:
         """The decision, or None when limiting is off or Redis failed (the request is then allowed)."""
-        if not self.enabled:
-            return None
-        now_arg = "" if self.clock is None else str(round(self.clock.now().timestamp() * 1_000_000))
-        key = f"{KEY_PREFIX}{profile}:{route}:{subject}"
-        try:
-            async with asyncio.timeout(self.timeout):
-                answer = await self._script(keys=[key], args=[rate.interval_us, rate.tau_us, now_arg])
-        except (RedisError, OSError, TimeoutError) as exc:
-            RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
-            log.warning("rate limit failed open for %s: %s", profile, exc.__class__.__name__)
-            return None
-        return _decision(profile, rate, answer)
+        return (await self.check_many([(profile, route, subject, rate)]))[0]
 
     async def check_many(self, buckets: Sequence[tuple[str, str, str, Rate]]) -> list[Decision | None]:
-        """:meth:`check` for many ``(profile, route, subject, rate)`` at once: one Redis round trip (a
-        pipeline of the same script). A Redis failure fails every one of them open."""
-        if not self.enabled:
+        """:meth:`check` for many ``(profile, route, subject, rate)`` at once, in order: one script call. A
+        Redis failure fails every one of them open."""
+        if not self.enabled or not buckets:
             return [None] * len(buckets)
-        now_arg = "" if self.clock is None else str(round(self.clock.now().timestamp() * 1_000_000))
-
-        calls: list[tuple[list[KeyT], list[EncodableT]]] = [
-            ([f"{KEY_PREFIX}{profile}:{route}:{subject}"], [rate.interval_us, rate.tau_us, now_arg])
-            for profile, route, subject, rate in buckets
-        ]
+        keys: list[KeyT] = []
+        now_arg = "" if self.clock is None else round(self.clock.now().timestamp() * 1_000_000)
+        args: list[EncodableT] = [now_arg]
+        for profile, route, subject, rate in buckets:
+            keys.append(f"{KEY_PREFIX}{profile}:{route}:{subject}")
+            args += (rate.interval_us, rate.tau_us)
         try:
             async with asyncio.timeout(self.timeout):
-                answers = await run_script_many(self.redis, self._script, calls)
+                now, *answers = await self._script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             for profile, *_ in buckets:
                 RATE_LIMIT_FAIL_OPEN.labels(profile).inc()
             log.warning("rate limit failed open for %d requests: %s", len(buckets), exc.__class__.__name__)
             return [None] * len(buckets)
+        now_us = int(now)
         return [
-            _decision(profile, rate, answer)
-            for (profile, _, _, rate), answer in zip(buckets, answers, strict=True)
+            _decision(profile, rate, now_us, answers[3 * index : 3 * index + 3])
+            for index, (profile, _, _, rate) in enumerate(buckets)
         ]
 
 
-def _decision(profile: str, rate: Rate, answer: Sequence[Any]) -> Decision:
-    allowed, tat_after, now, t = (int(float(value)) for value in answer)
+def _decision(profile: str, rate: Rate, now: int, answer: Sequence[Any]) -> Decision:
+    allowed, tat_after, t = (int(value) for value in answer)
     decision = decide(profile, rate, bool(allowed), tat_after, now, t)
     RATE_LIMIT_DECISIONS.labels(profile, "allowed" if decision.allowed else "denied").inc()
     return decision

@@ -45,7 +45,6 @@ from threadline_shared.presence.store import (
     to_ms,
     typing_order,
 )
-from threadline_shared.redis import run_script_many
 
 PRESENCE_KEY = "tl:presence:"
 PRESENCE_DEADLINES = "tl:presence:deadlines"
@@ -66,18 +65,24 @@ local function now_ms(given)
 end
 """
 
-# KEYS: presence hash, deadlines. ARGV: user_id, status, timeout_ms, retention_ms, now.
-# Returns {changed, now}: changed = 1 when the stored status differed (never seen counts as offline).
+# KEYS: deadlines, then one presence hash per heartbeat. ARGV: timeout_ms, retention_ms, now, then user_id,
+# status per heartbeat; applied in order. Returns {now, changed...}: changed = 1 when the stored status
+# differed (never seen counts as offline).
 _HEARTBEAT = (
     _NOW
     + """
-local now = now_ms(ARGV[5])
-local old = redis.call('HGET', KEYS[1], 'status')
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'last_seen_ms', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-if old == ARGV[2] then return {0, now} end
-return {1, now}
+local now = now_ms(ARGV[3])
+local deadline = now + tonumber(ARGV[1])
+local result = {now}
+for i = 2, #KEYS do
+  local status = ARGV[2 * i + 1]
+  local old = redis.call('HGET', KEYS[i], 'status')
+  redis.call('HSET', KEYS[i], 'status', status, 'last_seen_ms', now)
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  redis.call('ZADD', KEYS[1], deadline, ARGV[2 * i])
+  if old == status then result[i] = 0 else result[i] = 1 end
+end
+return result
 """
 )
 
@@ -225,31 +230,21 @@ class RedisPresenceStore:
         return "" if self.clock is None else str(to_ms(self.clock.now()))
 
     async def heartbeat(self, user_id: UUID, status: PresenceStatus) -> HeartbeatResult:
-        keys = [presence_key(user_id), PRESENCE_DEADLINES]
-        args: list[str | int] = [
-            str(user_id),
-            status.value,
-            self.timeout_ms,
-            PRESENCE_RETENTION_MS,
-            self._now_arg(),
-        ]
-        changed, now = await self._run(lambda: self._heartbeat(keys=keys, args=args))
-        return HeartbeatResult(presence_update(user_id, status, int(now)), bool(changed))
+        return (await self.heartbeat_many([(user_id, status)]))[0]
 
     async def heartbeat_many(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[HeartbeatResult]:
-        """Many heartbeats in one round trip (a pipeline of the heartbeat script), applied in order."""
-        now = self._now_arg()
-        calls: list[tuple[list[KeyT], list[EncodableT]]] = [
-            (
-                [presence_key(user_id), PRESENCE_DEADLINES],
-                [str(user_id), status.value, self.timeout_ms, PRESENCE_RETENTION_MS, now],
-            )
-            for user_id, status in beats
-        ]
-        answers = await self._run(lambda: run_script_many(self.redis, self._heartbeat, calls))
+        """Many heartbeats in one script call, applied in order."""
+        if not beats:
+            return []
+        keys: list[KeyT] = [PRESENCE_DEADLINES]
+        args: list[EncodableT] = [self.timeout_ms, PRESENCE_RETENTION_MS, self._now_arg()]
+        for user_id, status in beats:
+            keys.append(presence_key(user_id))
+            args += (str(user_id), status.value)
+        now, *changed = await self._run(lambda: self._heartbeat(keys=keys, args=args))
         return [
-            HeartbeatResult(presence_update(user_id, status, int(answer[1])), bool(answer[0]))
-            for (user_id, status), answer in zip(beats, answers, strict=True)
+            HeartbeatResult(presence_update(user_id, status, now), bool(made))
+            for (user_id, status), made in zip(beats, changed, strict=True)
         ]
 
     async def due_presence(self, limit: int) -> list[UUID]:
