@@ -32,7 +32,10 @@ def serve(
     *,
     required_schema: int = REQUIRED_SCHEMA_VERSION,
     server_class: type[uvicorn.Server] = uvicorn.Server,
+    http_protocol: type[asyncio.Protocol] | str = "httptools",
 ) -> None:
+    """Check the schema, then serve ``app`` with uvloop and ``http_protocol`` (uvicorn's httptools protocol
+    or a subclass of it) until a signal stops the server."""
     configure_logging(service, settings.log_level)
     try:
         version = asyncio.run(check_schema(settings.database_url, required=required_schema))
@@ -45,7 +48,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol,
         lifespan="on",
         log_config=None,
         access_log=False,

@@ -114,12 +114,13 @@ class SessionLookups:
         found: dict[tuple[int, str], asyncpg.Record | None] = {}
         for key, pool in pools.items():
             tokens = [token for item_pool, token in items if id(item_pool) == key]
-            for token, row in zip(tokens, await _lookup_many(pool, tokens), strict=True):
+            for token, row in zip(tokens, await lookup_rows(pool, tokens), strict=True):
                 found[key, token] = row
         return [found[id(pool), token] for pool, token in items]
 
 
-async def _lookup_many(pool: asyncpg.Pool, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
+async def lookup_rows(pool: asyncpg.Pool, tokens: Sequence[str]) -> list[asyncpg.Record | None]:
+    """The session rows (joined with their users) of ``tokens``, in order, in one query; None = unknown."""
     hashes = [hash_token(token) for token in tokens]
     rows = {row["token_hash"]: row for row in await pool.fetch(_LOOKUP_MANY, list(set(hashes)))}
     return [rows.get(digest) for digest in hashes]
@@ -180,14 +181,17 @@ class SessionService:
         """The principal of a bearer request whose :meth:`verify` would succeed *and write nothing*: valid,
         user enabled, ``last_seen_at`` fresh. None means "not that simple": call :meth:`verify`, which gives
         the answer (401, 423) or does the write."""
+        return _principal(row, False) if row is not None and self.settled(row) else None
+
+    def settled(self, row: asyncpg.Record | None) -> bool:
+        """Whether :meth:`settled_bearer` gives a principal for ``row`` (without building it)."""
         if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
-            return None
+            return False
         now = self.clock.now()
         if now >= row["absolute_expires_at"] or now >= row["expires_at"]:
-            return None
-        if row["last_seen_at"] is None or now - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
-            return None
-        return _principal(row, False)
+            return False
+        last_seen = row["last_seen_at"]
+        return last_seen is not None and now - last_seen < LAST_SEEN_RESOLUTION
 
     async def issue(self, user_row: asyncpg.Record, *, via_cookie: bool = True) -> IssuedSession:
         """Log in: a new session for the user, then revoke their oldest live sessions beyond the limit."""

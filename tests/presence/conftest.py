@@ -4,6 +4,7 @@ API (conversations, memberships, messages)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from starlette.applications import Starlette
 from tests.support.api import Api, Persona
 from tests.support.http import serve_app
 from threadline_presence.app import create_app
+from threadline_presence.protocol import PresenceHttpProtocol
 from threadline_presence.settings import PresenceSettings
 from threadline_shared.clock import FakeClock
 from threadline_shared.dto.enums import ConversationRole, MembershipAction
@@ -57,13 +59,20 @@ class Presence:
 
 @asynccontextmanager
 async def running_presence(
-    database_url: str, redis_url: str, clock: FakeClock | None, **overrides: Any
+    database_url: str,
+    redis_url: str,
+    clock: FakeClock | None,
+    *,
+    protocol: type[asyncio.Protocol] | str = PresenceHttpProtocol,
+    **overrides: Any,
 ) -> AsyncIterator[Presence]:
+    """The presence app on a real socket; ``protocol`` is uvicorn's protocol (the service's own by default,
+    ``"httptools"`` for plain uvicorn, where heartbeats take the ASGI lean path)."""
     overrides.setdefault("presence_sweep_interval_ms", SWEEP_INTERVAL_MS)
     settings = PresenceSettings.load(env="test", database_url=database_url, redis_url=redis_url, **overrides)
     assert isinstance(settings, PresenceSettings)
     app = create_app(settings, clock=clock)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve_app(app, http=protocol) as url, httpx.AsyncClient(base_url=url) as http:
         yield Presence(url, http, clock or FakeClock(), app)
 
 

@@ -1,9 +1,12 @@
 """The heartbeat's lean path (threadline_presence.fastpath) answers exactly like the full application, and
-hands everything but the plain case over to it: every other heartbeat test runs through it too."""
+hands everything but the plain case over to it: every other heartbeat test runs through it too. The tests
+here run it both ways: below ASGI in the service's own HTTP protocol (threadline_presence.protocol), and as
+ASGI middleware under plain uvicorn."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -14,7 +17,17 @@ from tests.presence.conftest import Presence, running_presence
 from tests.support.api import Api
 from tests.support.problems import assert_problem
 from threadline_presence.fastpath import parse_status
+from threadline_presence.protocol import PresenceHttpProtocol
 from threadline_shared.dto.enums import PresenceStatus
+
+
+@pytest.fixture(params=["protocol", "asgi"])
+async def presence(
+    request: pytest.FixtureRequest, api: Api, database_url: str, redis_url: str
+) -> AsyncIterator[Presence]:
+    protocol = PresenceHttpProtocol if request.param == "protocol" else "httptools"
+    async with running_presence(database_url, redis_url, api.clock, protocol=protocol) as running:
+        yield running
 
 
 def fast_count() -> float:
@@ -96,7 +109,7 @@ async def test_a_denied_heartbeat_gets_the_429_of_the_full_path(
     alice = await api.persona("alice")
     async with running_presence(
         database_url, redis_url, api.clock, rate_limit_default_rps=0.01, rate_limit_default_burst=2
-    ) as presence:
+    ) as presence:  # the service's own protocol; the other tests here run under both
         answers = [await presence.heartbeat(alice, {"status": "away"}) for _ in range(3)]
 
     assert [answer.status_code for answer in answers[:2]] == [204, 204]
@@ -136,3 +149,67 @@ async def test_a_body_without_a_json_type_gets_the_full_paths_415(api: Api, pres
     )
     assert_problem(doubled, 401, "RGP.AUTH.INVALID_SESSION")  # the first Authorization header counts
     assert fast_count() == before
+
+
+async def exchange(url: str, data: list[bytes], pause: float = 0.0) -> bytes:
+    """Write ``data`` (pieces ``pause`` seconds apart) on one connection; everything read until it closes."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for piece in data:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        async with asyncio.timeout(5):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
+def heartbeat_request(token: str, request_id: str, *, body: bytes = b"{}", close: bool = False) -> bytes:
+    head = (
+        f"POST /api/presence/heartbeat HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n"
+    )
+    return (head + ("Connection: close\r\n" if close else "") + "\r\n").encode() + body
+
+
+def header_values(heads: list[bytes], name: bytes) -> list[bytes]:
+    """The values of header ``name`` in each raw response head, in order."""
+    prefix = name + b": "
+    return [line[len(prefix) :] for head in heads for line in head.split(b"\r\n") if line.startswith(prefix)]
+
+
+async def test_pipelined_heartbeats_are_answered_in_order_on_one_connection(
+    api: Api, presence: Presence
+) -> None:
+    alice = await api.persona("alice")
+    before = fast_count()
+    requests = [heartbeat_request(alice.token, f"hb-{n}", close=n == 4) for n in range(5)]
+
+    raw = await exchange(presence.url, [b"".join(requests)])
+
+    heads = [part for part in raw.split(b"\r\n\r\n") if part]
+    assert [head.split(b"\r\n")[0] for head in heads] == [b"HTTP/1.1 204 No Content"] * 5
+    assert header_values(heads, b"x-request-id") == [f"hb-{n}".encode() for n in range(5)]
+    assert b"connection: close" in heads[4] and all(b"connection: close" not in h for h in heads[:4])
+    assert fast_count() == before + 5
+    remaining = [
+        int(line.split(b": ")[1])
+        for head in heads
+        for line in head.split(b"\r\n")
+        if line.startswith(b"ratelimit-remaining")
+    ]
+    assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == 5, "one charge each"
+
+
+async def test_a_body_that_comes_after_its_head_is_still_answered_once(api: Api, presence: Presence) -> None:
+    alice = await api.persona("alice")
+    before = fast_count()
+    request = heartbeat_request(alice.token, "split", body=b'{"status":"away"}', close=True)
+    head, body = request.split(b"\r\n\r\n")
+
+    raw = await exchange(presence.url, [head + b"\r\n\r\n", body], pause=0.05)
+
+    assert raw.startswith(b"HTTP/1.1 204 No Content\r\n") and raw.count(b"HTTP/1.1") == 1
+    assert fast_count() == before + 1  # the ASGI lean path took what the protocol could not

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from threadline_presence import repository
-from threadline_presence.fastpath import HeartbeatFastPath
+from threadline_presence.fastpath import HeartbeatFastPath, Heartbeats
 from threadline_presence.listener import MembershipListener
 from threadline_presence.memberships import ConversationsCache
 from threadline_presence.routes import routes
@@ -143,5 +143,6 @@ def create_app(settings: PresenceSettings, *, clock: Clock | None = None) -> Sta
         settings, service=SERVICE, routes=routes(), lifespan=lifespan, readiness=readiness
     )
     app.state.clock = clock or SystemClock()
-    app.add_middleware(HeartbeatFastPath, service=SERVICE)  # outermost of ours: ahead of the request context
+    app.state.heartbeats = Heartbeats(SERVICE, app.state)  # below ASGI too: threadline_presence.protocol
+    app.add_middleware(HeartbeatFastPath, heartbeats=app.state.heartbeats)  # outermost of ours
     return app

@@ -3,9 +3,10 @@ I/O, because one heartbeat per client every few seconds is by far the busiest ca
 
 Measured (bench/presence_heartbeats.py, 64 clients, one process): through Starlette, the route guard and one
 SQL query plus two Redis scripts per request, a heartbeat cost about 1 ms of CPU (~1,000/s per core); bare
-uvicorn answering 204 costs 57 µs. This path keeps the same rules but shares the round trips: the session
-rows of every heartbeat in one loop turn come from one query (``token_hash = ANY``), their rate-limit
-decisions from one Redis pipeline, their heartbeat scripts from another.
+uvicorn answering 204 costs 57 µs. This path keeps the same rules but shares the round trips: the
+heartbeats that arrive in one loop turn are one batch, answered by one SQL query (their session rows,
+``token_hash = ANY``), one rate-limit script call (every bucket of the batch) and one heartbeat script call
+(every heartbeat the limit allowed). A request waits once, for its batch.
 
 It takes only the plain case and answers it exactly as the full stack would (same status, headers, metrics
 and access-log line): a bearer token whose verification writes nothing (valid, user enabled,
@@ -21,23 +22,24 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from uuid import UUID
 
 import orjson
 from prometheus_client import Counter
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from threadline_presence.service import PresenceService
 from threadline_shared.dto.enums import PresenceStatus
-from threadline_shared.limiter import Decision, Limiter, Rate
+from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.logs import request_id_var
 from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import SECURITY_HEADERS, VALID_REQUEST_ID, access_log
 from threadline_shared.params import is_json
-from threadline_shared.ratelimit.http import http_limit_target
+from threadline_shared.ratelimit.http import http_limit_route, limit_subject
 from threadline_shared.ratelimit.rules import RuleBook
-from threadline_shared.sessions import SessionLookups, SessionService
+from threadline_shared.sessions import SessionService, lookup_rows
 
 FAST_HEARTBEATS = Counter(
     "threadline_presence_fast_heartbeats_total",
@@ -47,8 +49,10 @@ HEARTBEAT_PATH = "/api/presence/heartbeat"
 MAX_BODY_BYTES = 256
 STATUSES = {None: PresenceStatus.ONLINE, "online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY}
 
-Bucket = tuple[str, str, str, Rate]
-Beat = tuple[uuid.UUID, PresenceStatus]
+Headers = list[tuple[bytes, bytes]]
+Job = tuple[str, PresenceStatus]  # bearer token, status
+DECLINED = "threadline.heartbeat_declined"
+"""Scope key set once the lean path has handed a request on, so that it is not tried twice."""
 
 
 def parse_status(body: bytes) -> PresenceStatus | None:
@@ -98,41 +102,51 @@ def plain_request(scope: Scope) -> tuple[str, bytes | None] | None:
     return token, request_id
 
 
-class HeartbeatFastPath:
-    """ASGI middleware in front of the presence application's own middleware (see the module docstring)."""
+class Heartbeats:
+    """The lean path's rules and batches; served by :class:`HeartbeatFastPath` (ASGI) and, below ASGI, by
+    :class:`threadline_presence.protocol.PresenceHttpProtocol`."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
+    def __init__(self, service: str, app_state: State) -> None:
+        """``app_state``: the application's state (its ``settings`` and ``clock``)."""
+        self.app_state = app_state
         self.sessions: SessionService | None = None
         self.presence: PresenceService | None = None
         self.limiter: Limiter | None = None
         self.rules: RuleBook | None = None
-        self._limits: MicroBatcher[Bucket, Decision | None] = MicroBatcher(self._check)
-        self._beats: MicroBatcher[Beat, Any] = MicroBatcher(self._heartbeat)
+        self._jobs: MicroBatcher[Job, Headers | None] = MicroBatcher(self._run)
         self._requests = HTTP_REQUESTS.labels(service, "POST", HEARTBEAT_PATH, "204")
         self._duration = HTTP_DURATION.labels(service, "POST", HEARTBEAT_PATH)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != HEARTBEAT_PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        plain = plain_request(scope) if "state" in scope else None
-        if plain is None:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        messages, body = await _read_body(receive)
-        status = parse_status(body) if body is not None else None
-        headers = await self._answer(scope, plain[0], status) if status is not None else None
+    @staticmethod
+    def candidate(scope: Scope) -> bool:
+        """Whether the lean path may look at the request (the rest always goes the full way)."""
+        return (
+            scope["type"] == "http"
+            and scope["path"] == HEARTBEAT_PATH
+            and scope["method"] == "POST"
+            and "state" in scope
+            and DECLINED not in scope
+        )
+
+    async def answer(self, scope: Scope, token: str, status: PresenceStatus) -> Headers | None:
+        """The response headers of a heartbeat made here, or None to hand the request on (after which
+        :data:`DECLINED` is in ``scope``)."""
+        state = scope["state"]
+        if (
+            self.sessions is None or self.sessions.pool is not state["pool"]
+        ):  # first request, or a new lifespan
+            self.sessions = SessionService(state["pool"], self.app_state.settings, self.app_state.clock)
+            self.presence, self.limiter, self.rules = state["presence"], state["limiter"], state["rules"]
+        try:
+            headers = await self._jobs.submit((token, status))
+        except Exception:  # the full application meets the same failure and answers it (503, ...)
+            headers = None
         if headers is None:
-            await self.app(scope, _replay(messages, receive), send)
-            return
-        given = plain[1]
-        request_id = given if given and VALID_REQUEST_ID.match(given) else str(uuid.uuid4()).encode()
-        headers += [(b"x-request-id", request_id), *SECURITY_HEADERS]
-        await send({"type": "http.response.start", "status": 204, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+            scope[DECLINED] = True
+        return headers
+
+    def finished(self, request_id: bytes, started: float) -> None:
+        """Count and log a heartbeat answered here, as the full application's middleware would."""
         elapsed = time.perf_counter() - started
         self._requests.inc()
         self._duration.observe(elapsed)
@@ -144,44 +158,70 @@ class HeartbeatFastPath:
             access_log.info("request", extra=extra)
             request_id_var.reset(token)
 
-    async def _answer(
-        self, scope: Scope, token: str, status: PresenceStatus
-    ) -> list[tuple[bytes, bytes]] | None:
-        """The rate-limit headers of a heartbeat made here, or None to hand the request on."""
-        state = scope["state"]
-        if (
-            self.sessions is None or self.sessions.pool is not state["pool"]
-        ):  # first request, or a new lifespan
-            app_state = scope["app"].state
-            self.sessions = SessionService(state["pool"], app_state.settings, app_state.clock)
-            self.presence, self.limiter, self.rules = state["presence"], state["limiter"], state["rules"]
-        assert self.rules is not None
-        try:
-            lookups: SessionLookups = scope["app"].state.session_lookups  # shared with the full path
-            principal = self.sessions.settled_bearer(await lookups.row(self.sessions.pool, token))
-            if principal is None:
-                return None
-            headers: list[tuple[bytes, bytes]] = []
-            target = http_limit_target(self.rules, "POST", HEARTBEAT_PATH, principal, "")
-            if target is not None:
-                bucket = (target.profile, target.route, target.subject, target.rate)
-                decision = await self._limits.submit(bucket)
-                if decision is not None:
-                    if not decision.allowed:
-                        return None
-                    headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
-            await self._beats.submit((principal.user_id, status))
-        except Exception:  # the full application meets the same failure and answers it (503, ...)
-            return None
-        return headers
+    async def _run(self, jobs: Sequence[Job]) -> list[Headers | None]:
+        """One batch: the session rows, then the rate limit, then the heartbeats that passed both. Each
+        answer is the rate-limit headers, or None where the full application has to answer."""
+        assert self.sessions is not None and self.rules is not None
+        assert self.limiter is not None and self.presence is not None
+        rows = await lookup_rows(self.sessions.pool, [token for token, _ in jobs])
+        answers: list[Headers | None] = [None] * len(jobs)
+        made: list[tuple[int, UUID, PresenceStatus]] = []  # (job index, user, status) of settled sessions
+        for index, ((_, status), row) in enumerate(zip(jobs, rows, strict=True)):
+            if self.sessions.settled(row):
+                assert row is not None
+                made.append((index, row["user_id"], status))
+        passed: list[tuple[int, UUID, PresenceStatus]] = []
+        route = http_limit_route(self.rules, "POST", HEARTBEAT_PATH)
+        if route is None:
+            decisions: list[Decision | None] = [None] * len(made)
+        else:
+            profile, route_key, rate = route
+            buckets = [(profile, route_key, limit_subject(user_id, ""), rate) for _, user_id, _ in made]
+            decisions = await self.limiter.check_many(buckets)
+        for job, decision in zip(made, decisions, strict=True):
+            if decision is not None and not decision.allowed:
+                continue  # the full application answers the 429
+            passed.append(job)
+            answers[job[0]] = _encoded(decision.headers()) if decision is not None else []
+        if passed:  # in arrival order: a user's later heartbeat in the batch decides their status
+            await self.presence.heartbeats([(user_id, status) for _, user_id, status in passed])
+        return answers
 
-    async def _check(self, buckets: Sequence[Bucket]) -> list[Decision | None]:
-        assert self.limiter is not None
-        return await self.limiter.check_many(buckets)
 
-    async def _heartbeat(self, beats: Sequence[Beat]) -> list[Any]:
-        assert self.presence is not None
-        return await self.presence.heartbeats(beats)
+def response_headers(rate_limit: Headers, given_request_id: bytes | None) -> tuple[Headers, bytes]:
+    """A 204's headers after its rate-limit headers, and its request id (the client's when valid)."""
+    valid = given_request_id is not None and VALID_REQUEST_ID.match(given_request_id)
+    request_id = given_request_id if valid and given_request_id else str(uuid.uuid4()).encode()
+    return [*rate_limit, (b"x-request-id", request_id), *SECURITY_HEADERS], request_id
+
+
+class HeartbeatFastPath:
+    """ASGI middleware in front of the presence application's own middleware (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, heartbeats: Heartbeats) -> None:
+        self.app = app
+        self.heartbeats = heartbeats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plain = plain_request(scope) if self.heartbeats.candidate(scope) else None
+        if plain is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        messages, body = await _read_body(receive)
+        status = parse_status(body) if body is not None else None
+        rate_limit = await self.heartbeats.answer(scope, plain[0], status) if status is not None else None
+        if rate_limit is None:
+            await self.app(scope, _replay(messages, receive), send)
+            return
+        headers, request_id = response_headers(rate_limit, plain[1])
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        self.heartbeats.finished(request_id, started)
+
+
+def _encoded(headers: dict[str, str]) -> Headers:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:

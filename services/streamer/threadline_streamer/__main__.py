@@ -24,16 +24,13 @@ def main() -> None:
     app = create_app(settings)
 
     class StreamerServer(uvicorn.Server):
-        def __init__(self, config: uvicorn.Config) -> None:
-            config.http = AbortableHttpToolsProtocol  # lets a stream drop a client that stopped reading
-            super().__init__(config)
-
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             close_streams(app)
             super().handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, lambda sig, frame: None)
-    serve(app, settings, SERVICE, server_class=StreamerServer)
+    # The protocol lets a stream drop a client that stopped reading, and write to idle sockets directly.
+    serve(app, settings, SERVICE, server_class=StreamerServer, http_protocol=AbortableHttpToolsProtocol)
 
 
 if __name__ == "__main__":

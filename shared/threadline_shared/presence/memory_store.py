@@ -43,7 +43,7 @@ class MemoryPresenceStore:
         self._presence[user_id] = _Presence(status, now)
         self._deadlines[user_id] = now + self.timeout_ms
         changed = old is None or old.status is not status
-        return HeartbeatResult(presence_update(user_id, status, now), changed)
+        return HeartbeatResult(user_id, status, now, changed)
 
     async def heartbeat_many(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[HeartbeatResult]:
         return [await self.heartbeat(user_id, status) for user_id, status in beats]

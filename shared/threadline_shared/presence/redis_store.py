@@ -243,7 +243,7 @@ class RedisPresenceStore:
             args += (str(user_id), status.value)
         now, *changed = await self._run(lambda: self._heartbeat(keys=keys, args=args))
         return [
-            HeartbeatResult(presence_update(user_id, status, now), bool(made))
+            HeartbeatResult(user_id, status, int(now), bool(made))
             for (user_id, status), made in zip(beats, changed, strict=True)
         ]
 

@@ -87,8 +87,15 @@ class TypingKey:
 class HeartbeatResult:
     """The presence after a heartbeat, and whether this heartbeat changed the status (a transition)."""
 
-    update: PresenceUpdate
+    user_id: UUID
+    status: PresenceStatus
+    last_seen_ms: int
     changed: bool
+
+    @property
+    def update(self) -> PresenceUpdate:
+        """The ``presence.update`` of this presence (built on demand: most heartbeats change nothing)."""
+        return presence_update(self.user_id, self.status, self.last_seen_ms)
 
 
 def presence_update(user_id: UUID, status: PresenceStatus, last_seen_ms: int | None) -> PresenceUpdate:

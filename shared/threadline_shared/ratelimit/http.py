@@ -9,6 +9,7 @@ request is authenticated, else per client IP.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from starlette.requests import Request
 
@@ -31,25 +32,35 @@ class LimitTarget:
     rate: Rate
 
 
-def http_limit_target(
-    book: RuleBook, method: str, path: str, principal: Principal | None, ip: str
-) -> LimitTarget | None:
-    """The request's HTTP profile and bucket (8.2, 8.5), or None when no HTTP limit applies to it."""
+def http_limit_route(book: RuleBook, method: str, path: str) -> tuple[str, str, Rate] | None:
+    """The request's HTTP profile, bucket route and rate (8.2), or None when no HTTP limit applies to it."""
     if method == "OPTIONS" or not path.startswith("/api/"):
         return None
     assignment = book.rules.assignment_for(method, path)
     if assignment is not None and assignment.profile in book.rules.profiles:
-        profile, route, rate = (
-            assignment.profile,
-            f"{method} {assignment.pattern.text}",
-            book.rules.profiles[assignment.profile],
-        )
-    elif method == "POST" and path.rstrip("/") == LOGIN_PATH:
+        profile = assignment.profile
+        return profile, f"{method} {assignment.pattern.text}", book.rules.profiles[profile]
+    if method == "POST" and path.rstrip("/") == LOGIN_PATH:
         return None  # the login route applies its own auth.login buckets (3.10)
-    else:
-        profile, route, rate = DEFAULT_PROFILE, f"{method} {path}", book.default
-    subject = f"u:{principal.user_id}" if principal is not None else f"ip:{ip}"
-    return LimitTarget(profile, route, subject, rate)
+    return DEFAULT_PROFILE, f"{method} {path}", book.default
+
+
+def limit_subject(user_id: UUID | None, ip: str) -> str:
+    """Buckets are per user when the request is authenticated, else per client IP (8.5)."""
+    return f"u:{user_id}" if user_id is not None else f"ip:{ip}"
+
+
+def http_limit_target(
+    book: RuleBook, method: str, path: str, principal: Principal | None, ip: str
+) -> LimitTarget | None:
+    """The request's HTTP profile and bucket (8.2, 8.5), or None when no HTTP limit applies to it."""
+    route = http_limit_route(book, method, path)
+    if route is None:
+        return None
+    profile, route_key, rate = route
+    return LimitTarget(
+        profile, route_key, limit_subject(principal.user_id if principal is not None else None, ip), rate
+    )
 
 
 async def check_http_limit(request: Request, principal: Principal | None) -> None:
