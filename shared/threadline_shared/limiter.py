@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,18 @@ class Decision:
     reset_seconds: int
     retry_after_seconds: int | None
 
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as raw ASGI header pairs (lower-case names)."""
+        pairs = [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_seconds),
+            (b"x-ratelimit-profile", self.profile.encode()),
+        ]
+        if self.retry_after_seconds is not None:
+            pairs.append((b"retry-after", b"%d" % self.retry_after_seconds))
+        return pairs
+
     def headers(self) -> dict[str, str]:
         """``RateLimit-*`` and ``X-RateLimit-Profile`` (8.6), plus ``Retry-After`` on a denial."""
         headers = {
@@ -148,14 +161,15 @@ class Limiter:
             log.warning("rate limit failed open for %d requests: %s", len(buckets), exc.__class__.__name__)
             return [None] * len(buckets)
         now_us = int(now)
-        return [
+        decisions = [
             _decision(profile, rate, now_us, answers[3 * index : 3 * index + 3])
             for index, (profile, _, _, rate) in enumerate(buckets)
         ]
+        for (profile, allowed), count in Counter((d.profile, d.allowed) for d in decisions).items():
+            RATE_LIMIT_DECISIONS.labels(profile, "allowed" if allowed else "denied").inc(count)
+        return list(decisions)
 
 
 def _decision(profile: str, rate: Rate, now: int, answer: Sequence[Any]) -> Decision:
     allowed, tat_after, t = (int(value) for value in answer)
-    decision = decide(profile, rate, bool(allowed), tat_after, now, t)
-    RATE_LIMIT_DECISIONS.labels(profile, "allowed" if decision.allowed else "denied").inc()
-    return decision
+    return decide(profile, rate, bool(allowed), tat_after, now, t)

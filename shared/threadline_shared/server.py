@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -14,6 +15,24 @@ from threadline_shared.logs import configure_logging
 from threadline_shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
+
+
+YOUNG_GENERATION_THRESHOLD = 50_000
+"""Allocations (net) between two collections of the youngest generation (CPython's default is 700; 2,000
+from 3.13). A request allocates a few hundred objects and frees nearly all of them, so the default ran a
+collection every few requests. Measured on the presence heartbeat (bench/presence_heartbeats.py, 512
+clients): 195-214 µs of CPU per heartbeat before, 172-185 µs after."""
+
+
+def settle_heap(*, young_generation: int | None = None) -> None:
+    """Call once startup has built what lives as long as the process: a full collection, then
+    ``gc.freeze()`` so that later full passes skip those objects (DESIGN 5). ``young_generation``: a new
+    threshold of the youngest generation (:data:`YOUNG_GENERATION_THRESHOLD` where measured), None = keep."""
+    gc.collect()
+    gc.freeze()
+    if young_generation is not None:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(young_generation, middle, old)
 
 
 def load_settings(settings_type: type[Settings], service: str) -> Settings:

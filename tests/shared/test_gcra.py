@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from threadline_devstack.servers import free_port
 from threadline_shared.clock import FakeClock
-from threadline_shared.limiter import Limiter, Rate
+from threadline_shared.limiter import Decision, Limiter, Rate
 
 RATE = Rate(requests_per_second=2, burst=3)  # T = 500 ms, tau = 1000 ms
 
@@ -139,3 +139,10 @@ async def test_many_checks_fail_open_together() -> None:
 async def test_many_checks_switched_off_decide_nothing(redis: Redis) -> None:
     limiter = Limiter(redis, timeout_ms=250, enabled=False)
     assert await limiter.check_many([("p", "r", "s", RATE)] * 2) == [None, None]
+
+
+@pytest.mark.parametrize("retry_after", [None, 7])
+def test_header_pairs_are_the_headers_as_raw_asgi_pairs(retry_after: int | None) -> None:
+    decision = Decision(retry_after is None, "default", 10, 3, 2, retry_after)
+    pairs = [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
+    assert decision.header_pairs() == pairs

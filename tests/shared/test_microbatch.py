@@ -77,3 +77,29 @@ async def test_a_batch_answered_with_the_wrong_count_is_an_error() -> None:
     batcher = MicroBatcher(short)
     with pytest.raises(RuntimeError, match="answered with 1 results"):
         await asyncio.gather(batcher.submit(1), batcher.submit(2))
+
+
+async def test_with_one_batch_in_flight_what_arrives_meanwhile_goes_next_together_in_order() -> None:
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+    running = 0
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        nonlocal running
+        running += 1
+        assert running == 1, "two batches at once"
+        batches.append(list(items))
+        await release.wait()
+        running -= 1
+        return [item * 2 for item in items]
+
+    batcher = MicroBatcher(slow, max_size=3, max_in_flight=1)
+    first = asyncio.ensure_future(batcher.submit(0))
+    await asyncio.sleep(0.01)  # the first batch is running
+    later = [asyncio.ensure_future(batcher.submit(n)) for n in range(1, 6)]
+    await asyncio.sleep(0.01)
+    assert batches == [[0]], "the others wait for the batch in flight"
+
+    release.set()
+    assert await asyncio.gather(first, *later) == [n * 2 for n in range(6)]
+    assert batches == [[0], [1, 2, 3], [4, 5]]

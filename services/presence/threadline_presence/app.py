@@ -39,6 +39,7 @@ from threadline_shared.limiter import Limiter
 from threadline_shared.presence.publish import RedisEventPublisher
 from threadline_shared.presence.redis_store import RedisPresenceStore
 from threadline_shared.ratelimit.rules import RuleBook
+from threadline_shared.server import YOUNG_GENERATION_THRESHOLD, settle_heap
 
 SERVICE = "presence"
 MEMBERSHIP_CACHE_TTL_SECONDS = 30.0
@@ -120,6 +121,7 @@ def create_app(settings: PresenceSettings, *, clock: Clock | None = None) -> Sta
                     tasks.create_task(listener.run(), name="membership-listener"),
                     tasks.create_task(rules.run(), name="rate-limit-rules"),
                 ]
+                settle_heap(young_generation=YOUNG_GENERATION_THRESHOLD)
                 try:
                     yield {
                         "settings": settings,

@@ -18,6 +18,8 @@ the body replayed, which gives the one canonical answer. Every heartbeat test ru
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -113,7 +115,9 @@ class Heartbeats:
         self.presence: PresenceService | None = None
         self.limiter: Limiter | None = None
         self.rules: RuleBook | None = None
-        self._jobs: MicroBatcher[Job, Headers | None] = MicroBatcher(self._run)
+        # Two batches in flight: one waits on PostgreSQL or Redis while the other's answers are written.
+        # Measured (512 clients): one in flight left the process idle 15% of the time at 4,500/s.
+        self._jobs: MicroBatcher[Job, Headers | None] = MicroBatcher(self._run, max_in_flight=2)
         self._requests = HTTP_REQUESTS.labels(service, "POST", HEARTBEAT_PATH, "204")
         self._duration = HTTP_DURATION.labels(service, "POST", HEARTBEAT_PATH)
 
@@ -131,16 +135,25 @@ class Heartbeats:
     async def answer(self, scope: Scope, token: str, status: PresenceStatus) -> Headers | None:
         """The response headers of a heartbeat made here, or None to hand the request on (after which
         :data:`DECLINED` is in ``scope``)."""
+        future = self.submit(scope, token, status)
+        with contextlib.suppress(Exception):
+            await future
+        return self.outcome(scope, future)
+
+    def submit(self, scope: Scope, token: str, status: PresenceStatus) -> asyncio.Future[Headers | None]:
+        """Queue the heartbeat for the next batch; read the future with :meth:`outcome`."""
         state = scope["state"]
-        if (
-            self.sessions is None or self.sessions.pool is not state["pool"]
-        ):  # first request, or a new lifespan
+        if self.sessions is None or self.sessions.pool is not state["pool"]:  # first request, or new lifespan
             self.sessions = SessionService(state["pool"], self.app_state.settings, self.app_state.clock)
             self.presence, self.limiter, self.rules = state["presence"], state["limiter"], state["rules"]
-        try:
-            headers = await self._jobs.submit((token, status))
-        except Exception:  # the full application meets the same failure and answers it (503, ...)
-            headers = None
+        return self._jobs.enqueue((token, status))
+
+    @staticmethod
+    def outcome(scope: Scope, future: asyncio.Future[Headers | None]) -> Headers | None:
+        """The headers from a done :meth:`submit` future, or None (and :data:`DECLINED` set) when the full
+        application has to answer; a failed batch is such a case: the full path meets the same failure and
+        answers it (503, ...)."""
+        headers = None if future.cancelled() or future.exception() is not None else future.result()
         if headers is None:
             scope[DECLINED] = True
         return headers
@@ -182,7 +195,7 @@ class Heartbeats:
             if decision is not None and not decision.allowed:
                 continue  # the full application answers the 429
             passed.append(job)
-            answers[job[0]] = _encoded(decision.headers()) if decision is not None else []
+            answers[job[0]] = decision.header_pairs() if decision is not None else []
         if passed:  # in arrival order: a user's later heartbeat in the batch decides their status
             await self.presence.heartbeats([(user_id, status) for _, user_id, status in passed])
         return answers
@@ -218,10 +231,6 @@ class HeartbeatFastPath:
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         self.heartbeats.finished(request_id, started)
-
-
-def _encoded(headers: dict[str, str]) -> Headers:
-    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:

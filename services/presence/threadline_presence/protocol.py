@@ -1,19 +1,20 @@
 """The presence service's HTTP protocol: uvicorn's httptools protocol, with heartbeats answered below ASGI.
 
 A plain heartbeat (see :mod:`threadline_presence.fastpath`) whose whole body came with its head is answered
-from here: the same batch, rules and answer as the ASGI lean path, written straight to the socket, without
-the ASGI task's trip through uvicorn's ``send``/``receive`` and Starlette. Everything else, and any request
-the lean path declines, runs through the application as usual (the body is still in the cycle, unread).
+from here: the same batch, rules and answer as the ASGI lean path, written straight to the socket from the
+batch's callback, without a task per request, uvicorn's ``send``/``receive`` or Starlette. Everything else,
+and any request the lean path declines, starts the application's ASGI task as usual (the body is still in
+the cycle, unread).
 
 The request keeps uvicorn's per-connection order: the response completes its cycle (``on_response``), which
 starts a pipelined request or arms the keep-alive timer, exactly as uvicorn's own ``send`` does.
-
-Measured with bench/presence_heartbeats.py (64 clients, one process): see the figures in the README.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import partial
 from typing import cast
 
 from starlette.types import Scope
@@ -22,12 +23,12 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from threadline_presence.fastpath import (
     MAX_BODY_BYTES,
+    Headers,
     Heartbeats,
     parse_status,
     plain_request,
     response_headers,
 )
-from threadline_shared.dto.enums import PresenceStatus
 
 
 class PresenceHttpProtocol(HttpToolsProtocol):
@@ -35,38 +36,46 @@ class PresenceHttpProtocol(HttpToolsProtocol):
         heartbeats: Heartbeats | None = getattr(getattr(self.app, "state", None), "heartbeats", None)
         if heartbeats is None or not heartbeats.candidate(cast(Scope, cycle.scope)):
             super()._start_asgi_task(cycle, app)
-            return
-        task = self.loop.create_task(self._heartbeat(heartbeats, cycle, app))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
+        else:  # once the parser is through the data at hand, which normally holds the body
+            self.loop.call_soon(self._heartbeat, heartbeats, cycle, app)
 
-    async def _heartbeat(
-        self, heartbeats: Heartbeats, cycle: RequestResponseCycle, app: ASGI3Application
-    ) -> None:
+    def _heartbeat(self, heartbeats: Heartbeats, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         started = time.perf_counter()
         scope = cast(Scope, cycle.scope)
         plain = plain_request(scope)
-        status: PresenceStatus | None = None
+        status = None
         if plain is not None and not cycle.more_body and len(cycle.body) <= MAX_BODY_BYTES:
             status = parse_status(bytes(cycle.body))
-        if plain is None or status is None:
-            await cycle.run_asgi(app)
+        if plain is None or status is None or cycle.disconnected:
+            super()._start_asgi_task(cycle, app)
             return
-        rate_limit = await heartbeats.answer(scope, plain[0], status)
+        future = heartbeats.submit(scope, plain[0], status)
+        future.add_done_callback(partial(self._answered, heartbeats, cycle, app, plain[1], started))
+
+    def _answered(
+        self,
+        heartbeats: Heartbeats,
+        cycle: RequestResponseCycle,
+        app: ASGI3Application,
+        given_request_id: bytes | None,
+        started: float,
+        future: asyncio.Future[Headers | None],
+    ) -> None:
+        rate_limit = heartbeats.outcome(cast(Scope, cycle.scope), future)
         if rate_limit is None:
-            await cycle.run_asgi(app)
+            super()._start_asgi_task(cycle, app)
             return
-        headers, request_id = response_headers(rate_limit, plain[1])
+        headers, request_id = response_headers(rate_limit, given_request_id)
         head = [STATUS_LINE[204]]
         for name, value in (*cycle.default_headers, *headers):
             head += [name, b": ", value, b"\r\n"]
         if not cycle.keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        if self.flow.write_paused and not cycle.disconnected:
-            await self.flow.drain()
         cycle.response_started = cycle.response_complete = True
         if not cycle.disconnected:
+            # Unlike uvicorn's send this does not wait while writing is paused: the response is a few hundred
+            # bytes, and the next request on the connection is read only once this one is answered.
             self.transport.write(b"".join(head))
             cycle.message_event.set()
             if not cycle.keep_alive:

@@ -8,7 +8,6 @@ promptly at shutdown (clients resume elsewhere with ``Last-Event-ID``).
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -26,6 +25,7 @@ from threadline_shared.db import create_pool
 from threadline_shared.limiter import Limiter
 from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.redis import create_redis
+from threadline_shared.server import settle_heap
 from threadline_streamer.connection import CloseReason
 from threadline_streamer.ephemeral import EphemeralForwarder
 from threadline_streamer.hub import Hub
@@ -102,10 +102,7 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
                     tasks.create_task(job.run())
                     for job in (hub, listener, forwarder, sweeper, retention, rules)
                 ]
-                # Everything built so far lives as long as the process: keep it out of the collector's
-                # full passes, which otherwise walk it on every gen-2 collection (DESIGN 5: gc.freeze()).
-                gc.collect()
-                gc.freeze()
+                settle_heap()  # everything built so far lives as long as the process
                 yield {
                     "settings": settings,
                     "pool": pool,
