@@ -19,10 +19,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, KeyT
 
 from threadline_shared.clock import Clock
 from threadline_shared.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
+from threadline_shared.redis import PackedScript
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Limiter:
         self.timeout = timeout_ms / 1000
         self.enabled = enabled
         self.clock = clock
-        self._script = redis.register_script(_GCRA)
+        self._script = PackedScript(redis, _GCRA)
 
     async def check(self, profile: str, route: str, subject: str, rate: Rate) -> Decision | None:
         """The decision, or None when limiting is off or Redis failed (the request is then allowed)."""
@@ -146,15 +146,15 @@ class Limiter:
         Redis failure fails every one of them open."""
         if not self.enabled or not buckets:
             return [None] * len(buckets)
-        keys: list[KeyT] = []
+        keys: list[str] = []
         now_arg = "" if self.clock is None else round(self.clock.now().timestamp() * 1_000_000)
-        args: list[EncodableT] = [now_arg]
+        args: list[str | int] = [now_arg]
         for profile, route, subject, rate in buckets:
             keys.append(f"{KEY_PREFIX}{profile}:{route}:{subject}")
             args += (rate.interval_us, rate.tau_us)
         try:
             async with asyncio.timeout(self.timeout):
-                now, *answers = await self._script(keys=keys, args=args)
+                now, *answers = await self._script(keys, args)
         except (RedisError, OSError, TimeoutError) as exc:
             for profile, *_ in buckets:
                 RATE_LIMIT_FAIL_OPEN.labels(profile).inc()

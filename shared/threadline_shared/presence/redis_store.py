@@ -32,7 +32,6 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, KeyT
 
 from threadline_shared.clock import Clock
 from threadline_shared.dto.enums import PresenceStatus
@@ -45,6 +44,7 @@ from threadline_shared.presence.store import (
     to_ms,
     typing_order,
 )
+from threadline_shared.redis import PackedScript
 
 PRESENCE_KEY = "tl:presence:"
 PRESENCE_DEADLINES = "tl:presence:deadlines"
@@ -215,7 +215,7 @@ class RedisPresenceStore:
         self.timeout_ms = round(timeout_seconds * 1000)
         self.clock = clock
         self.command_timeout = command_timeout_seconds
-        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._heartbeat = PackedScript(redis, _HEARTBEAT)
         self._due = redis.register_script(_DUE)
         self._expire_presence = redis.register_script(_EXPIRE_PRESENCE)
         self._set_typing = redis.register_script(_SET_TYPING)
@@ -236,12 +236,12 @@ class RedisPresenceStore:
         """Many heartbeats in one script call, applied in order."""
         if not beats:
             return []
-        keys: list[KeyT] = [PRESENCE_DEADLINES]
-        args: list[EncodableT] = [self.timeout_ms, PRESENCE_RETENTION_MS, self._now_arg()]
+        keys = [PRESENCE_DEADLINES]
+        args: list[str | int] = [self.timeout_ms, PRESENCE_RETENTION_MS, self._now_arg()]
         for user_id, status in beats:
             keys.append(presence_key(user_id))
             args += (str(user_id), status.value)
-        now, *changed = await self._run(lambda: self._heartbeat(keys=keys, args=args))
+        now, *changed = await self._run(lambda: self._heartbeat(keys, args))
         return [
             HeartbeatResult(user_id, status, int(now), bool(made))
             for (user_id, status), made in zip(beats, changed, strict=True)
