@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +38,15 @@ CORS_EXPOSE_HEADERS = (
     b"X-Session-Rotated, X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
     b"X-RateLimit-Profile, Retry-After"
 )
+
+
+def new_request_id() -> bytes:
+    """A new random (version 4) UUID for a request that brought no id (contract 2.2). Request ids need to be
+    unique, not secret, so the bits come from ``random`` rather than ``os.urandom``: a syscall and a UUID
+    object per request measured about 3% of a presence heartbeat's CPU."""
+    value = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC << 60) | (0x8 << 60)
+    text = b"%032x" % value
+    return b"%b-%b-%b-%b-%b" % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -64,7 +73,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = header(scope, b"x-request-id")
-        request_id = given if given and VALID_REQUEST_ID.match(given) else str(uuid.uuid4()).encode()
+        request_id = given if given and VALID_REQUEST_ID.match(given) else new_request_id()
         token = request_id_var.set(request_id.decode())
         status = 500
         response_started = False

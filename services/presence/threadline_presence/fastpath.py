@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -37,7 +36,7 @@ from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.logs import request_id_var
 from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from threadline_shared.microbatch import MicroBatcher
-from threadline_shared.middleware import SECURITY_HEADERS, VALID_REQUEST_ID, access_log
+from threadline_shared.middleware import SECURITY_HEADERS, VALID_REQUEST_ID, access_log, new_request_id
 from threadline_shared.params import is_json
 from threadline_shared.ratelimit.http import http_limit_route, limit_subject
 from threadline_shared.ratelimit.rules import RuleBook
@@ -204,7 +203,7 @@ class Heartbeats:
 def response_headers(rate_limit: Headers, given_request_id: bytes | None) -> tuple[Headers, bytes]:
     """A 204's headers after its rate-limit headers, and its request id (the client's when valid)."""
     valid = given_request_id is not None and VALID_REQUEST_ID.match(given_request_id)
-    request_id = given_request_id if valid and given_request_id else str(uuid.uuid4()).encode()
+    request_id = given_request_id if valid and given_request_id else new_request_id()
     return [*rate_limit, (b"x-request-id", request_id), *SECURITY_HEADERS], request_id
 
 
