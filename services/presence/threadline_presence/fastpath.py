@@ -38,7 +38,7 @@ from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import SECURITY_HEADERS, VALID_REQUEST_ID, access_log, new_request_id
 from threadline_shared.params import is_json
-from threadline_shared.ratelimit.http import http_limit_route, limit_subject
+from threadline_shared.ratelimit.http import DECIDED, http_limit_route, limit_subject
 from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.sessions import SessionService, lookup_rows
 
@@ -51,7 +51,10 @@ MAX_BODY_BYTES = 256
 STATUSES = {None: PresenceStatus.ONLINE, "online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY}
 
 Headers = list[tuple[bytes, bytes]]
+Answer = tuple[Headers | None, Decision | None]
+"""A heartbeat's response headers (None: hand the request on) and its rate-limit decision, if one was made."""
 Job = tuple[str, PresenceStatus]  # bearer token, status
+LOOKUP_TIMEOUT_SECONDS = 2.0
 DECLINED = "threadline.heartbeat_declined"
 """Scope key set once the lean path has handed a request on, so that it is not tried twice."""
 
@@ -116,7 +119,7 @@ class Heartbeats:
         self.rules: RuleBook | None = None
         # Two batches in flight: one waits on PostgreSQL or Redis while the other's answers are written.
         # Measured (512 clients): one in flight left the process idle 15% of the time at 4,500/s.
-        self._jobs: MicroBatcher[Job, Headers | None] = MicroBatcher(self._run, max_in_flight=2)
+        self._jobs: MicroBatcher[Job, Answer] = MicroBatcher(self._run, max_in_flight=2)
         self._requests = HTTP_REQUESTS.labels(service, "POST", HEARTBEAT_PATH, "204")
         self._duration = HTTP_DURATION.labels(service, "POST", HEARTBEAT_PATH)
 
@@ -139,7 +142,7 @@ class Heartbeats:
             await future
         return self.outcome(scope, future)
 
-    def submit(self, scope: Scope, token: str, status: PresenceStatus) -> asyncio.Future[Headers | None]:
+    def submit(self, scope: Scope, token: str, status: PresenceStatus) -> asyncio.Future[Answer]:
         """Queue the heartbeat for the next batch; read the future with :meth:`outcome`."""
         state = scope["state"]
         if self.sessions is None or self.sessions.pool is not state["pool"]:  # first request, or new lifespan
@@ -148,13 +151,17 @@ class Heartbeats:
         return self._jobs.enqueue((token, status))
 
     @staticmethod
-    def outcome(scope: Scope, future: asyncio.Future[Headers | None]) -> Headers | None:
+    def outcome(scope: Scope, future: asyncio.Future[Answer]) -> Headers | None:
         """The headers from a done :meth:`submit` future, or None (and :data:`DECLINED` set) when the full
         application has to answer; a failed batch is such a case: the full path meets the same failure and
-        answers it (503, ...)."""
-        headers = None if future.cancelled() or future.exception() is not None else future.result()
+        answers it (503, ...). A rate-limit decision already made goes with the request (``DECIDED``), so
+        that the full path does not charge it again."""
+        failed = future.cancelled() or future.exception() is not None
+        headers, decision = (None, None) if failed else future.result()
         if headers is None:
             scope[DECLINED] = True
+            if decision is not None:
+                scope[DECIDED] = decision
         return headers
 
     def finished(self, request_id: bytes, started: float) -> None:
@@ -170,13 +177,13 @@ class Heartbeats:
             access_log.info("request", extra=extra)
             request_id_var.reset(token)
 
-    async def _run(self, jobs: Sequence[Job]) -> list[Headers | None]:
-        """One batch: the session rows, then the rate limit, then the heartbeats that passed both. Each
-        answer is the rate-limit headers, or None where the full application has to answer."""
+    async def _run(self, jobs: Sequence[Job]) -> list[Answer]:
+        """One batch: the session rows, then the rate limit, then the heartbeats that passed both."""
         assert self.sessions is not None and self.rules is not None
         assert self.limiter is not None and self.presence is not None
-        rows = await lookup_rows(self.sessions.pool, [token for token, _ in jobs])
-        answers: list[Headers | None] = [None] * len(jobs)
+        async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # else a stuck query would hold every heartbeat
+            rows = await lookup_rows(self.sessions.pool, [token for token, _ in jobs])
+        answers: list[Answer] = [(None, None)] * len(jobs)
         made: list[tuple[int, UUID, PresenceStatus]] = []  # (job index, user, status) of settled sessions
         for index, ((_, status), row) in enumerate(zip(jobs, rows, strict=True)):
             if self.sessions.settled(row):
@@ -189,14 +196,18 @@ class Heartbeats:
         else:
             profile, route_key, rate = route
             buckets = [(profile, route_key, limit_subject(user_id, ""), rate) for _, user_id, _ in made]
-            decisions = await self.limiter.check_many(buckets)
+            decisions = await self.limiter.check_many(buckets)  # fails open by itself
         for job, decision in zip(made, decisions, strict=True):
             if decision is not None and not decision.allowed:
-                continue  # the full application answers the 429
+                answers[job[0]] = (None, decision)  # the full application answers the 429
+                continue
             passed.append(job)
-            answers[job[0]] = decision.header_pairs() if decision is not None else []
+            answers[job[0]] = (decision.header_pairs() if decision is not None else [], decision)
         if passed:  # in arrival order: a user's later heartbeat in the batch decides their status
-            await self.presence.heartbeats([(user_id, status) for _, user_id, status in passed])
+            try:
+                await self.presence.heartbeats([(user_id, status) for _, user_id, status in passed])
+            except Exception:  # the full path answers (503, ...), charged by the decisions made here
+                return [(None, decision) for _, decision in answers]
         return answers
 
 

@@ -13,6 +13,7 @@ starts a pipelined request or arms the keep-alive timer, exactly as uvicorn's ow
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from functools import partial
 from typing import cast
@@ -23,12 +24,15 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from threadline_presence.fastpath import (
     MAX_BODY_BYTES,
+    Answer,
     Headers,
     Heartbeats,
     parse_status,
     plain_request,
     response_headers,
 )
+
+log = logging.getLogger(__name__)
 
 
 class PresenceHttpProtocol(HttpToolsProtocol):
@@ -42,15 +46,21 @@ class PresenceHttpProtocol(HttpToolsProtocol):
     def _heartbeat(self, heartbeats: Heartbeats, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         started = time.perf_counter()
         scope = cast(Scope, cycle.scope)
-        plain = plain_request(scope)
-        status = None
-        if plain is not None and not cycle.more_body and len(cycle.body) <= MAX_BODY_BYTES:
-            status = parse_status(bytes(cycle.body))
-        if plain is None or status is None or cycle.disconnected:
+        future: asyncio.Future[Answer] | None = None
+        try:
+            plain = plain_request(scope)
+            given_request_id = plain[1] if plain is not None else None
+            status = None
+            if plain is not None and not cycle.more_body and len(cycle.body) <= MAX_BODY_BYTES:
+                status = parse_status(bytes(cycle.body))
+            if plain is not None and status is not None and not cycle.disconnected:
+                future = heartbeats.submit(scope, plain[0], status)
+        except Exception:  # a callback's exception would only be logged: let the application answer
+            log.exception("heartbeat lean path failed; the application answers")
+        if future is None:
             super()._start_asgi_task(cycle, app)
             return
-        future = heartbeats.submit(scope, plain[0], status)
-        future.add_done_callback(partial(self._answered, heartbeats, cycle, app, plain[1], started))
+        future.add_done_callback(partial(self._answered, heartbeats, cycle, app, given_request_id, started))
 
     def _answered(
         self,
@@ -59,13 +69,23 @@ class PresenceHttpProtocol(HttpToolsProtocol):
         app: ASGI3Application,
         given_request_id: bytes | None,
         started: float,
-        future: asyncio.Future[Headers | None],
+        future: asyncio.Future[Answer],
     ) -> None:
-        rate_limit = heartbeats.outcome(cast(Scope, cycle.scope), future)
-        if rate_limit is None:
-            super()._start_asgi_task(cycle, app)
+        try:
+            rate_limit = heartbeats.outcome(cast(Scope, cycle.scope), future)
+            if rate_limit is None:
+                super()._start_asgi_task(cycle, app)
+                return
+            headers, request_id = response_headers(rate_limit, given_request_id)
+            self._respond(cycle, headers)
+        except Exception:  # a callback's exception would only be logged: close rather than leave it hanging
+            log.exception("heartbeat answer failed; closing the connection")
+            self.transport.close()
             return
-        headers, request_id = response_headers(rate_limit, given_request_id)
+        heartbeats.finished(request_id, started)
+
+    def _respond(self, cycle: RequestResponseCycle, headers: Headers) -> None:
+        """Write the 204 and complete the cycle, as uvicorn's ``send`` does for a bodiless response."""
         head = [STATUS_LINE[204]]
         for name, value in (*cycle.default_headers, *headers):
             head += [name, b": ", value, b"\r\n"]
@@ -73,12 +93,13 @@ class PresenceHttpProtocol(HttpToolsProtocol):
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
         cycle.response_started = cycle.response_complete = True
-        if not cycle.disconnected:
-            # Unlike uvicorn's send this does not wait while writing is paused: the response is a few hundred
-            # bytes, and the next request on the connection is read only once this one is answered.
-            self.transport.write(b"".join(head))
-            cycle.message_event.set()
-            if not cycle.keep_alive:
-                self.transport.close()
-            cycle.on_response()
-        heartbeats.finished(request_id, started)
+        # A lost connection flags only its newest cycle (maybe a pipelined one): ask the transport too.
+        if cycle.disconnected or self.transport.is_closing():
+            return
+        # Unlike uvicorn's send this does not wait while writing is paused: the response is a few hundred
+        # bytes, and the next request on the connection is started only once this one is answered.
+        self.transport.write(b"".join(head))
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()

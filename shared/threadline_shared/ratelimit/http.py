@@ -14,7 +14,7 @@ from uuid import UUID
 from starlette.requests import Request
 
 from threadline_shared.errors import RateLimited
-from threadline_shared.limiter import Limiter, Rate
+from threadline_shared.limiter import Decision, Limiter, Rate
 from threadline_shared.params import client_ip
 from threadline_shared.ratelimit.rules import DEFAULT_PROFILE, RuleBook
 from threadline_shared.sessions import Principal
@@ -63,16 +63,23 @@ def http_limit_target(
     )
 
 
+DECIDED = "threadline.rate_limit_decision"
+"""Scope key of a decision already made for this request (by a lean path that then handed the request on):
+the request is not charged a second time."""
+
+
 async def check_http_limit(request: Request, principal: Principal | None) -> None:
     """Decide the request's HTTP profile; raise 429 or remember the headers for the response."""
-    book: RuleBook | None = getattr(request.state, "rules", None)
-    limiter: Limiter | None = getattr(request.state, "limiter", None)
-    if book is None or limiter is None:
-        return
-    target = http_limit_target(book, request.method, request.url.path, principal, client_ip(request))
-    if target is None:
-        return
-    decision = await limiter.check(target.profile, target.route, target.subject, target.rate)
+    decision = request.scope.get(DECIDED)
+    if not isinstance(decision, Decision):
+        book: RuleBook | None = getattr(request.state, "rules", None)
+        limiter: Limiter | None = getattr(request.state, "limiter", None)
+        if book is None or limiter is None:
+            return
+        target = http_limit_target(book, request.method, request.url.path, principal, client_ip(request))
+        if target is None:
+            return
+        decision = await limiter.check(target.profile, target.route, target.subject, target.rate)
     if decision is None:
         return
     if not decision.allowed:
