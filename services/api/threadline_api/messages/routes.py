@@ -20,7 +20,7 @@ from threadline_api.messages.access import (
     require_message_permission,
     require_writer,
 )
-from threadline_api.messages.posting import MAX_DEPTH, conversation_facts, post_message
+from threadline_api.messages.posting import MAX_DEPTH, post_message
 from threadline_api.messages.posting_limit import check_posting_limit
 from threadline_api.messages.views import message_view, thread_summary, unread_entry
 from threadline_shared.auth import principal_of
@@ -75,7 +75,6 @@ async def _post(
     principal = principal_of(request)
     await check_posting_limit(request, conversation_id, principal.user_id)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        assistant_replies, participants = await conversation_facts(conn, conversation_id)
         posted = await post_message(
             conn,
             conversation_id=conversation_id,
@@ -83,8 +82,6 @@ async def _post(
             parent=parent,
             content=content,
             role=role,
-            assistant_replies=assistant_replies,
-            participants=participants,
             unread_fanout_max=_settings(request).unread_fanout_max_participants,
         )
     await request.app.state.after_post(request, conversation_id, principal.user_id)
