@@ -61,11 +61,18 @@ def require_message_permission(membership: Membership, author_user_id: UUID | No
     raise Forbidden("not allowed to change this message")
 
 
-async def existing_message(conn: Conn | asyncpg.Pool, message_id: UUID) -> asyncpg.Record:
-    row = await conn.fetchrow(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1", message_id)
+async def message_and_membership(
+    conn: Conn | asyncpg.Pool, message_id: UUID, user_id: UUID
+) -> tuple[asyncpg.Record, Membership]:
+    """The message and the caller's active membership of its conversation, in one query: 404 when the
+    message is unknown, else 403 when the caller is not a participant."""
+    row = await conn.fetchrow(_MESSAGE_AND_MEMBERSHIP, message_id, user_id)
     if row is None:
         raise NotFound("message not found")
-    return row
+    if row["participant_role"] is None:
+        raise Forbidden("not a participant of this conversation")
+    role, joined_at = row["participant_role"], row["participant_joined_at"]
+    return row, Membership(user_id, row["conversation_id"], role, joined_at)
 
 
 async def existing_root(conn: Conn | asyncpg.Pool, root_id: UUID) -> asyncpg.Record:
@@ -82,3 +89,10 @@ MESSAGE_COLUMNS = (
     "id, conversation_id, root_id, parent_id, author_user_id, role, content, path::text AS path, depth, "
     "status, created_at, edited_at, deleted_at"
 )
+_MESSAGE_AND_MEMBERSHIP = f"""
+SELECT {", ".join(f"m.{column.strip()}" for column in MESSAGE_COLUMNS.split(","))},
+       p.role AS participant_role, p.joined_at AS participant_joined_at
+FROM messages m
+LEFT JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = $2 AND p.left_at IS NULL
+WHERE m.id = $1
+"""

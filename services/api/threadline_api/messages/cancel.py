@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from threadline_api.messages.access import access_conversation, existing_message, require_writer
+from threadline_api.messages.access import message_and_membership, require_writer
 from threadline_shared.auth import principal_of
 from threadline_shared.db import Conn
 from threadline_shared.dto.enums import CancelStatus
@@ -69,8 +69,8 @@ async def cancel(request: Request) -> Response:
     message_id = path_uuid(request, "message_id")
     principal = principal_of(request)
     pool = request.state.pool
-    message = await existing_message(pool, message_id)
-    require_writer(await access_conversation(pool, message["conversation_id"], principal.user_id))
+    message, membership = await message_and_membership(pool, message_id, principal.user_id)
+    require_writer(membership)
     if message["role"] != "assistant":
         raise CancelRoleInvalid()
     async with pool.acquire() as conn, conn.transaction():

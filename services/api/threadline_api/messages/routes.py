@@ -14,8 +14,8 @@ from starlette.routing import BaseRoute
 from threadline_api.messages import lifecycle, reading, unread
 from threadline_api.messages.access import (
     access_conversation,
-    existing_message,
     existing_root,
+    message_and_membership,
     require_manager,
     require_message_permission,
     require_writer,
@@ -108,9 +108,9 @@ async def reply(request: Request) -> Response:
     _storable(content=body.content)
     principal = principal_of(request)
     pool = request.state.pool
-    parent = await existing_message(pool, parent_id)
+    parent, membership = await message_and_membership(pool, parent_id, principal.user_id)
     conversation_id = parent["conversation_id"]
-    require_writer(await access_conversation(pool, conversation_id, principal.user_id))
+    require_writer(membership)
     if parent["depth"] + 1 > MAX_DEPTH:
         raise ValidationFailed.for_field("parent_id", f"a thread is at most {MAX_DEPTH} levels deep")
     message = await _post(request, conversation_id, parent, body.content, body.role.value)
@@ -127,8 +127,7 @@ async def reply(request: Request) -> Response:
 async def get_message(request: Request) -> Response:
     message_id = path_uuid(request, "message_id")
     pool = request.state.pool
-    row = await existing_message(pool, message_id)
-    await access_conversation(pool, row["conversation_id"], principal_of(request).user_id)
+    row, _ = await message_and_membership(pool, message_id, principal_of(request).user_id)
     return model_response(message_view(row))
 
 
@@ -164,8 +163,7 @@ async def chunks(request: Request) -> Response:
     start = query_int(request, "from", default=0, minimum=0)
     limit = query_int(request, "limit", default=CHUNKS_LIMIT, minimum=1, maximum=CHUNKS_MAX)
     pool = request.state.pool
-    message = await existing_message(pool, message_id)
-    await access_conversation(pool, message["conversation_id"], principal_of(request).user_id)
+    message, _ = await message_and_membership(pool, message_id, principal_of(request).user_id)
     rows = []
     if message["role"] == "assistant" and message["deleted_at"] is None:
         rows = await reading.chunks(pool, message_id, start, limit)
@@ -179,8 +177,7 @@ async def edit(request: Request) -> Response:
     _storable(content=body.content, reason=body.reason)
     principal = principal_of(request)
     pool = request.state.pool
-    message = await existing_message(pool, message_id)
-    membership = await access_conversation(pool, message["conversation_id"], principal.user_id)
+    message, membership = await message_and_membership(pool, message_id, principal.user_id)
     require_message_permission(membership, message["author_user_id"])
     async with pool.acquire() as conn, conn.transaction():
         await lifecycle.edit(conn, message_id, principal.user_id, body.content, body.reason)
@@ -193,8 +190,7 @@ async def delete(request: Request) -> Response:
     _storable(reason=body.reason)
     principal = principal_of(request)
     pool = request.state.pool
-    message = await existing_message(pool, message_id)
-    membership = await access_conversation(pool, message["conversation_id"], principal.user_id)
+    message, membership = await message_and_membership(pool, message_id, principal.user_id)
     require_message_permission(membership, message["author_user_id"])
     async with pool.acquire() as conn, conn.transaction():
         await lifecycle.delete(conn, message_id, principal.user_id, body.reason)
@@ -205,8 +201,8 @@ async def restore(request: Request) -> Response:
     message_id = path_uuid(request, "message_id")
     principal = principal_of(request)
     pool = request.state.pool
-    message = await existing_message(pool, message_id)
-    require_manager(await access_conversation(pool, message["conversation_id"], principal.user_id))
+    _, membership = await message_and_membership(pool, message_id, principal.user_id)
+    require_manager(membership)
     async with pool.acquire() as conn, conn.transaction():
         await lifecycle.restore(conn, message_id)
     return no_content()
