@@ -6,7 +6,10 @@ SQL query plus two Redis scripts per request, a heartbeat cost about 1 ms of CPU
 uvicorn answering 204 costs 57 µs. This path keeps the same rules but shares the round trips: the
 heartbeats that arrive in one loop turn are one batch, answered by one SQL query (their session rows,
 ``token_hash = ANY``), one rate-limit script call (every bucket of the batch) and one heartbeat script call
-(every heartbeat the limit allowed). A request waits once, for its batch.
+(every heartbeat the limit allowed). A request waits once, for its batch; at most two batches run at once,
+so that under load the batches grow instead of the round trips. With the service's own HTTP protocol
+(:mod:`threadline_presence.protocol`), which answers from the batch's callback below ASGI, one process
+handles 5,500-5,900 heartbeats/s at 156-168 µs of CPU each (512 clients, rate limit on).
 
 It takes only the plain case and answers it exactly as the full stack would (same status, headers, metrics
 and access-log line): a bearer token whose verification writes nothing (valid, user enabled,
