@@ -30,6 +30,9 @@ JOBS_CHANNEL = "tl_jobs"
 # the insert), the message row, its thread (a new one for a root, else its activity and count moved
 # forward), and the author's read watermark (posting marks the thread read for the author, 5.8). Measured
 # (bench/api_posts.py): each statement of a post is a round trip that cost the api about 0.17 ms of CPU.
+# The unread counts stay a statement of their own: concurrent replies to a thread queue on its row's lock
+# here, and only a statement that starts after that wait sees the messages committed meanwhile (READ
+# COMMITTED), which the counts need (test_after_concurrent_posts_the_last_unread_update_is_the_current_count).
 _WRITE = """
 WITH facts AS (
     SELECT assistant_replies,
