@@ -16,7 +16,8 @@ and access-log line): a bearer token whose verification writes nothing (valid, u
 ``last_seen_at`` fresh), no ``Origin`` (no CORS), a small JSON body (or none) that is ``{}`` or
 ``{"status": "online"|"away"|null}``, allowed by the rate limit, Redis answering. Anything else (a cookie,
 a bad body, a 401/423/429/503, a session whose ``last_seen_at`` is due) goes to the full application with
-the body replayed, which gives the one canonical answer. Every heartbeat test runs through both paths.
+the body replayed, which gives the one canonical answer. Every heartbeat test runs through the lean path
+(below ASGI, as served); tests/presence/test_heartbeat_fastpath.py runs under both the protocol and ASGI.
 """
 
 from __future__ import annotations
