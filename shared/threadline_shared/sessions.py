@@ -185,13 +185,29 @@ class SessionService:
 
     def settled(self, row: asyncpg.Record | None) -> bool:
         """Whether :meth:`settled_bearer` gives a principal for ``row`` (without building it)."""
+        return self.verdict(row, via_cookie=False) is True
+
+    def verdict(self, row: asyncpg.Record | None, *, via_cookie: bool) -> bool | None:
+        """For a lean path that does not call :meth:`verify`: True when verify would accept ``row`` and write
+        nothing; False when it would accept it and only refresh ``last_seen_at`` (write that with
+        :meth:`touch`); None when verify has to decide (it rejects, revokes or rotates)."""
         if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
-            return False
+            return None
         now = self.clock.now()
         if now >= row["absolute_expires_at"] or now >= row["expires_at"]:
-            return False
+            return None
+        if via_cookie and row["expires_at"] - now <= self.idle / 2:
+            return None  # due for rotation
         last_seen = row["last_seen_at"]
         return last_seen is not None and now - last_seen < LAST_SEEN_RESOLUTION
+
+    async def touch(self, session_ids: Sequence[UUID]) -> None:
+        """Refresh ``last_seen_at`` of sessions a lean path accepted, as :meth:`verify` does one by one."""
+        await self.pool.execute(
+            "UPDATE sessions SET last_seen_at = $2 WHERE id = ANY($1::uuid[])",
+            list(session_ids),
+            self.clock.now(),
+        )
 
     async def issue(self, user_row: asyncpg.Record, *, via_cookie: bool = True) -> IssuedSession:
         """Log in: a new session for the user, then revoke their oldest live sessions beyond the limit."""

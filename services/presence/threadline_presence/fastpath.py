@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from uuid import UUID
@@ -37,12 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadline_presence.service import PresenceService
 from threadline_shared.dto.enums import PresenceStatus
 from threadline_shared.limiter import Decision, Limiter
-from threadline_shared.logs import request_id_var
-from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from threadline_shared.microbatch import MicroBatcher
-from threadline_shared.middleware import SECURITY_HEADERS, VALID_REQUEST_ID, access_log, new_request_id
+from threadline_shared.middleware import Headers, RequestRecord, own_headers
 from threadline_shared.params import is_json
-from threadline_shared.ratelimit.http import DECIDED, http_limit_route, limit_subject
+from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
 from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.sessions import SessionService, lookup_rows
 
@@ -54,7 +51,6 @@ HEARTBEAT_PATH = "/api/presence/heartbeat"
 MAX_BODY_BYTES = 256
 STATUSES = {None: PresenceStatus.ONLINE, "online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY}
 
-Headers = list[tuple[bytes, bytes]]
 Answer = tuple[Headers | None, Decision | None]
 """A heartbeat's response headers (None: hand the request on) and its rate-limit decision, if one was made."""
 Job = tuple[str, PresenceStatus]  # bearer token, status
@@ -124,8 +120,7 @@ class Heartbeats:
         # Two batches in flight: one waits on PostgreSQL or Redis while the other's answers are written.
         # Measured (512 clients): one in flight left the process idle 15% of the time at 4,500/s.
         self._jobs: MicroBatcher[Job, Answer] = MicroBatcher(self._run, max_in_flight=2)
-        self._requests = HTTP_REQUESTS.labels(service, "POST", HEARTBEAT_PATH, "204")
-        self._duration = HTTP_DURATION.labels(service, "POST", HEARTBEAT_PATH)
+        self._record = RequestRecord(service, "POST", HEARTBEAT_PATH, 204)
 
     @staticmethod
     def candidate(scope: Scope) -> bool:
@@ -170,16 +165,8 @@ class Heartbeats:
 
     def finished(self, request_id: bytes, started: float) -> None:
         """Count and log a heartbeat answered here, as the full application's middleware would."""
-        elapsed = time.perf_counter() - started
-        self._requests.inc()
-        self._duration.observe(elapsed)
+        self._record.finished(HEARTBEAT_PATH, request_id, started)
         FAST_HEARTBEATS.inc()
-        if access_log.isEnabledFor(logging.INFO):
-            token = request_id_var.set(request_id.decode())
-            duration_ms = round(elapsed * 1000, 2)
-            extra = {"method": "POST", "path": HEARTBEAT_PATH, "status": 204, "duration_ms": duration_ms}
-            access_log.info("request", extra=extra)
-            request_id_var.reset(token)
 
     async def _run(self, jobs: Sequence[Job]) -> list[Answer]:
         """One batch: the session rows, then the rate limit, then the heartbeats that passed both."""
@@ -194,13 +181,9 @@ class Heartbeats:
                 assert row is not None
                 made.append((index, row["user_id"], status))
         passed: list[tuple[int, UUID, PresenceStatus]] = []
-        route = http_limit_route(self.rules, "POST", HEARTBEAT_PATH)
-        if route is None:
-            decisions: list[Decision | None] = [None] * len(made)
-        else:
-            profile, route_key, rate = route
-            buckets = [(profile, route_key, limit_subject(user_id, ""), rate) for _, user_id, _ in made]
-            decisions = await self.limiter.check_many(buckets)  # fails open by itself
+        decisions = await decide_http_limits(  # fails open by itself
+            self.rules, self.limiter, "POST", [(HEARTBEAT_PATH, user_id) for _, user_id, _ in made]
+        )
         for job, decision in zip(made, decisions, strict=True):
             if decision is not None and not decision.allowed:
                 answers[job[0]] = (None, decision)  # the full application answers the 429
@@ -213,13 +196,6 @@ class Heartbeats:
             except Exception:  # the full path answers (503, ...), charged by the decisions made here
                 return [(None, decision) for _, decision in answers]
         return answers
-
-
-def response_headers(rate_limit: Headers, given_request_id: bytes | None) -> tuple[Headers, bytes]:
-    """A 204's headers after its rate-limit headers, and its request id (the client's when valid)."""
-    valid = given_request_id is not None and VALID_REQUEST_ID.match(given_request_id)
-    request_id = given_request_id if valid and given_request_id else new_request_id()
-    return [*rate_limit, (b"x-request-id", request_id), *SECURITY_HEADERS], request_id
 
 
 class HeartbeatFastPath:
@@ -241,7 +217,7 @@ class HeartbeatFastPath:
         if rate_limit is None:
             await self.app(scope, _replay(messages, receive), send)
             return
-        headers, request_id = response_headers(rate_limit, plain[1])
+        headers, request_id = own_headers(rate_limit, plain[1])
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         self.heartbeats.finished(request_id, started)

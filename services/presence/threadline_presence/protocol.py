@@ -25,12 +25,11 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from threadline_presence.fastpath import (
     MAX_BODY_BYTES,
     Answer,
-    Headers,
     Heartbeats,
     parse_status,
     plain_request,
-    response_headers,
 )
+from threadline_shared.middleware import Headers, own_headers
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class PresenceHttpProtocol(HttpToolsProtocol):
             if rate_limit is None:
                 super()._start_asgi_task(cycle, app)
                 return
-            headers, request_id = response_headers(rate_limit, given_request_id)
+            headers, request_id = own_headers(rate_limit, given_request_id)
             self._respond(cycle, headers)
         except Exception:  # a callback's exception would only be logged: close rather than leave it hanging
             log.exception("heartbeat answer failed; closing the connection")

@@ -14,8 +14,8 @@ import uvicorn
 
 from threadline_shared.server import load_settings, serve
 from threadline_streamer.app import SERVICE, close_streams, create_app
+from threadline_streamer.protocol import StreamerHttpProtocol
 from threadline_streamer.settings import StreamerSettings
-from threadline_streamer.transport import AbortableHttpToolsProtocol
 
 
 def main() -> None:
@@ -29,8 +29,9 @@ def main() -> None:
             super().handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, lambda sig, frame: None)
-    # The protocol lets a stream drop a client that stopped reading, and write to idle sockets directly.
-    serve(app, settings, SERVICE, server_class=StreamerServer, http_protocol=AbortableHttpToolsProtocol)
+    # The protocol lets a stream drop a client that stopped reading, write to idle sockets directly, and sets
+    # plain connects up below ASGI (threadline_streamer.fastpath).
+    serve(app, settings, SERVICE, server_class=StreamerServer, http_protocol=StreamerHttpProtocol)
 
 
 if __name__ == "__main__":

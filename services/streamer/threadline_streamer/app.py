@@ -28,6 +28,7 @@ from threadline_shared.redis import create_redis
 from threadline_shared.server import settle_heap
 from threadline_streamer.connection import CloseReason
 from threadline_streamer.ephemeral import EphemeralForwarder
+from threadline_streamer.fastpath import Connects
 from threadline_streamer.hub import Hub
 from threadline_streamer.listener import Listener
 from threadline_streamer.retention import Retention
@@ -130,5 +131,6 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
         settings, service=SERVICE, routes=routes(), lifespan=lifespan, readiness=readiness
     )
     app.state.clock = clock
+    app.state.connects = Connects(SERVICE, app.state)  # served below ASGI: threadline_streamer.protocol
     app.add_middleware(StreamHandoff)  # outermost of ours: a stream's live part runs without the stack
     return app

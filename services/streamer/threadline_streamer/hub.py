@@ -78,6 +78,14 @@ class Hub:
             channel = await self._open(conversation_id)
         channel.connections.add(connection)
 
+    def subscribe_at(self, connection: Connection, last_seq: int) -> None:
+        """:meth:`subscribe` for a caller that has just read the conversation's ``last_seq`` itself (the lean
+        connect path reads it with the session), so that subscribing never waits."""
+        channel = self.channels.get(connection.conversation_id)
+        if channel is None:
+            channel = self._register(connection.conversation_id, last_seq)
+        channel.connections.add(connection)
+
     async def _open(self, conversation_id: UUID) -> Channel:
         creating = self._creating.get(conversation_id)
         if creating is not None:
@@ -88,14 +96,9 @@ class Hub:
             cursor = await self.pool.fetchval(
                 "SELECT last_seq FROM conversations WHERE id = $1", conversation_id
             )
-            channel = Channel(conversation_id, int(cursor or 0))
-            self.channels[conversation_id] = channel
-            # A doorbell that rang between reading last_seq and registering the channel was ignored: read
-            # once now, so such an event is not held back until the conversation's next doorbell.
-            channel.pending_since = time.perf_counter()
-            self._wakeup.set()
+            # subscribe_at may have opened it meanwhile: both cursors predate their subscribers' log reads
+            channel = self.channels.get(conversation_id) or self._register(conversation_id, int(cursor or 0))
             future.set_result(channel)
-            self.on_channel_opened(conversation_id)
             return channel
         except BaseException as exc:
             future.set_exception(exc)
@@ -103,6 +106,16 @@ class Hub:
             raise
         finally:
             del self._creating[conversation_id]
+
+    def _register(self, conversation_id: UUID, cursor: int) -> Channel:
+        channel = Channel(conversation_id, cursor)
+        self.channels[conversation_id] = channel
+        # A doorbell that rang between reading last_seq and registering the channel was ignored: read once
+        # now, so such an event is not held back until the conversation's next doorbell.
+        channel.pending_since = time.perf_counter()
+        self._wakeup.set()
+        self.on_channel_opened(conversation_id)
+        return channel
 
     def unsubscribe(self, connection: Connection) -> None:
         channel = self.channels.get(connection.conversation_id)

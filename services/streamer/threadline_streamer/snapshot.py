@@ -59,16 +59,23 @@ class Snapshotter:
         self.invalidate(conversation_id)
         del self._versions[conversation_id]
 
-    async def __call__(self, connection: Connection) -> bytes:
-        conversation_id = connection.conversation_id
-        version = self._versions.get(conversation_id, 0)
+    def cached(self, conversation_id: UUID) -> bytes | None:
+        """The conversation's snapshot when a current one is at hand (no I/O), else None."""
         cached = self._cache.get(conversation_id)
         if (
             cached is not None
-            and cached[0] == version
+            and cached[0] == self._versions.get(conversation_id, 0)
             and time.monotonic() - cached[1] < SNAPSHOT_TTL_SECONDS
         ):
             return cached[2]
+        return None
+
+    async def __call__(self, connection: Connection) -> bytes:
+        conversation_id = connection.conversation_id
+        version = self._versions.get(conversation_id, 0)
+        cached = self.cached(conversation_id)
+        if cached is not None:
+            return cached
         key = (conversation_id, version)
         building = self._building.get(key)
         if building is None:

@@ -84,71 +84,42 @@ class EventStream(Response):
         self.connection = connection
         self.plan: replay.ReplayPlan | None = plan
         self.joined_at = joined_at
-        self.watcher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request, connection, plan = self.request, self.connection, self.plan
         assert request is not None and plan is not None, "a stream response is sent once"
         settings: Settings = request.app.state.settings
         snapshot: Snapshot = request.state.snapshot
-        self.hub = request.state.hub
-        self.write_timeout = write_timeout = settings.stream_keepalive_seconds
-        STREAM_CONNECTIONS.inc()
+        stream = LiveStream(connection, request.state.hub, settings.stream_keepalive_seconds)
         notify = disconnect_notifier(scope)
         if notify is not None:
             notify(lambda: connection.close(CloseReason.CLIENT))
         else:  # a server without the extension (in-process tests): a task waits for http.disconnect
-            self.watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, connection))
+            stream.watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, connection))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            await self._write(send, retry_frame(settings.stream_retry_ms), write_timeout)
-            await self._replay(send, write_timeout, plan, request.state.pool)
-            await self._write(send, await snapshot(connection), write_timeout)
+            await stream.write(send, retry_frame(settings.stream_retry_ms))
+            await self._replay(stream, send, plan, request.state.pool)
+            await stream.write(send, await snapshot(connection))
         except (OSError, TimeoutError):
             connection.close(CloseReason.WRITE_TIMEOUT)
-            await self._finish(scope, send)
+            await stream.finish(scope, send)
             return
         except BaseException:
-            await self._finish(scope, send)
+            await stream.finish(scope, send)
             raise
         self.request = self.plan = None  # not needed live: let them go
         handoff = scope.get("extensions", {}).get(HANDOFF_EXTENSION)
         if handoff is not None:
-            handoff["live"] = self.live  # the outer middleware runs it, and the stack below returns
+            handoff["live"] = stream.run  # the outer middleware runs it, and the stack below returns
             return
-        await self.live(scope, send)
+        await stream.run(scope, send)
 
-    async def live(self, scope: Scope, send: Send) -> None:
-        """Live events until the connection closes, then the end of the stream (6.6 step 6)."""
-        try:
-            await self._live(send, self.write_timeout, direct_writer(scope))
-        except (OSError, TimeoutError):
-            self.connection.close(CloseReason.WRITE_TIMEOUT)
-        finally:
-            await self._finish(scope, send)
-
-    async def _finish(self, scope: Scope, send: Send) -> None:
-        connection = self.connection
-        self.hub.unsubscribe(connection)
-        if self.watcher is not None:
-            self.watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.watcher
-        reason = connection.closed or connection.close_after_flush or CloseReason.CLIENT
-        STREAM_CLOSED.labels(reason.value).inc()
-        STREAM_CONNECTIONS.dec()
-        await _end(scope, send)
-
-    async def _write(self, send: Send, data: bytes, limit: float) -> None:
-        if not data or self.connection.closed is not None:
-            return
-        async with asyncio.timeout(limit):
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-        self.connection.last_write = time.monotonic()
-
-    async def _replay(self, send: Send, limit: float, plan: replay.ReplayPlan, pool: asyncpg.Pool) -> None:
+    async def _replay(
+        self, stream: LiveStream, send: Send, plan: replay.ReplayPlan, pool: asyncpg.Pool
+    ) -> None:
         if plan.resync:
-            await self._write(send, RESYNC, limit)
+            await stream.write(send, RESYNC)
             STREAM_EVENTS_SENT.labels("error").inc()
             return
         if plan.after is None:
@@ -160,16 +131,58 @@ class EventStream(Response):
             )
             if not rows:
                 return
-            await self._write(
-                send, b"".join(durable_frame(r["seq"], r["type"], r["envelope"]) for r in rows), limit
-            )
+            frames = b"".join(durable_frame(r["seq"], r["type"], r["envelope"]) for r in rows)
+            await stream.write(send, frames)
             after = rows[-1]["seq"]
             connection.highest_seq = max(connection.highest_seq, after)
             REPLAYED.inc(len(rows))
             if len(rows) < replay.REPLAY_BATCH:
                 return
 
-    async def _live(self, send: Send, limit: float, direct: DirectWrite | None) -> None:
+
+class LiveStream:
+    """A subscribed connection's response once it has started: counted while open; writes with a time
+    limit; the live loop (6.6 step 6); the end (unsubscribe, count the reason, end or abort the response).
+    Used by :class:`EventStream` and by the lean connect path (:mod:`threadline_streamer.fastpath`)."""
+
+    __slots__ = ("connection", "hub", "watcher", "write_timeout")
+
+    def __init__(self, connection: Connection, hub: Hub, write_timeout: float) -> None:
+        self.connection = connection
+        self.hub = hub
+        self.write_timeout = write_timeout
+        self.watcher: asyncio.Task[None] | None = None
+        STREAM_CONNECTIONS.inc()
+
+    async def run(self, scope: Scope, send: Send) -> None:
+        """Live events until the connection closes, then the end of the stream (6.6 step 6)."""
+        try:
+            await self._live(send, direct_writer(scope))
+        except (OSError, TimeoutError):
+            self.connection.close(CloseReason.WRITE_TIMEOUT)
+        finally:
+            await self.finish(scope, send)
+
+    async def finish(self, scope: Scope, send: Send) -> None:
+        connection = self.connection
+        self.hub.unsubscribe(connection)
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
+        reason = connection.closed or connection.close_after_flush or CloseReason.CLIENT
+        STREAM_CLOSED.labels(reason.value).inc()
+        STREAM_CONNECTIONS.dec()
+        await _end(scope, send)
+
+    async def write(self, send: Send, data: bytes) -> None:
+        if not data or self.connection.closed is not None:
+            return
+        async with asyncio.timeout(self.write_timeout):
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        self.connection.last_write = time.monotonic()
+
+    async def _live(self, send: Send, direct: DirectWrite | None) -> None:
         connection = self.connection
         while connection.closed is None:
             if not connection.queue:
@@ -186,7 +199,7 @@ class EventStream(Response):
             connection.pending_since = None
             data, _ = connection.take()
             if data:
-                await self._write(send, data, limit)
+                await self.write(send, data)
                 if since is not None:
                     DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
 

@@ -8,6 +8,7 @@ request is authenticated, else per client IP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -61,6 +62,25 @@ def http_limit_target(
     return LimitTarget(
         profile, route_key, limit_subject(principal.user_id if principal is not None else None, ip), rate
     )
+
+
+async def decide_http_limits(
+    book: RuleBook, limiter: Limiter, method: str, requests: Sequence[tuple[str, UUID]]
+) -> list[Decision | None]:
+    """The HTTP limit of many authenticated ``(path, user id)`` requests of one method (a lean path's batch),
+    in order, with one script call; None where no limit applies. Fails open as :meth:`Limiter.check_many`."""
+    buckets: list[tuple[str, str, str, Rate]] = []
+    limited: list[int] = []
+    for index, (path, user_id) in enumerate(requests):
+        route = http_limit_route(book, method, path)
+        if route is not None:
+            profile, route_key, rate = route
+            buckets.append((profile, route_key, limit_subject(user_id, ""), rate))
+            limited.append(index)
+    decisions: list[Decision | None] = [None] * len(requests)
+    for index, decision in zip(limited, await limiter.check_many(buckets), strict=True):
+        decisions[index] = decision
+    return decisions
 
 
 DECIDED = "threadline.rate_limit_decision"
