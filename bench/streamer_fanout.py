@@ -86,6 +86,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> float:
+    """CPU seconds all cores spent busy so far (everything but idle and iowait, from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -268,12 +274,19 @@ async def client_main(pipe: Pipe, port: int, work: Work, parallel: int) -> None:
             await stream.first
 
     await loop.run_in_executor(None, pipe.recv)  # "connect"
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     results = await asyncio.gather(
         *(open_one(item, stream) for item, stream in zip(work, streams, strict=True)), return_exceptions=True
     )
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
-    pipe.send({"seconds": time.perf_counter() - started, "failures": len(failures), "sample": failures[:3]})
+    pipe.send(
+        {
+            "seconds": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu_started,
+            "failures": len(failures),
+            "sample": failures[:3],
+        }
+    )
     while True:
         command = await loop.run_in_executor(None, pipe.recv)
         if command == "quit":
@@ -424,11 +437,13 @@ async def run(args: argparse.Namespace) -> None:
                 clients.append((process, parent))
             await asyncio.sleep(0.5)
             rss_before = rss_kib(pid)
+            cpu_before, machine_before = cpu_seconds(pid), machine_busy()
             started = time.perf_counter()
             for _, pipe in clients:
                 pipe.send("connect")
             reports = [await asyncio.to_thread(pipe.recv) for _, pipe in clients]
             elapsed = time.perf_counter() - started
+            connect_cpu, machine = cpu_seconds(pid) - cpu_before, machine_busy() - machine_before
             failures = sum(report["failures"] for report in reports)
             await asyncio.sleep(1.0)
             rss_after = rss_kib(pid)
@@ -438,6 +453,12 @@ async def run(args: argparse.Namespace) -> None:
                 f"({failures} failed{'; e.g. ' + str(reports[0]['sample']) if failures else ''})"
             )
             print(f"connect rate       {opened / elapsed:,.0f} connections/s ({elapsed:.2f} s; goal 3,000/s)")
+            client_cpu = sum(report["cpu"] for report in reports)
+            print(
+                f"  CPU per connect  streamer {connect_cpu / opened * 1e6:.0f} us, clients "
+                f"{client_cpu / opened * 1e6:.0f} us, whole machine {machine / opened * 1e6:.0f} us "
+                f"(machine {machine / elapsed / (os.cpu_count() or 1):.0%} busy)"
+            )
             print(
                 f"streamer RSS       {rss_before / 1024:.1f} MiB -> {rss_after / 1024:.1f} MiB: "
                 f"{(rss_after - rss_before) / max(opened, 1):.1f} KiB per connection (goal <= 20 KiB)"

@@ -9,6 +9,7 @@ import sys
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import State
 
 from threadline_shared.db import REQUIRED_SCHEMA_VERSION, SchemaTooOld, check_schema
 from threadline_shared.logs import configure_logging
@@ -33,6 +34,17 @@ def settle_heap(*, young_generation: int | None = None) -> None:
     if young_generation is not None:
         _, middle, old = gc.get_threshold()
         gc.set_threshold(young_generation, middle, old)
+
+
+def app_state(app: object) -> State | None:
+    """The Starlette state of the application uvicorn runs (``app`` as a protocol holds it), looking through
+    the middleware uvicorn may wrap it in (proxy headers, trace logging); None when there is none."""
+    for _ in range(4):
+        state = getattr(app, "state", None)
+        if isinstance(state, State):
+            return state
+        app = getattr(app, "app", None)
+    return None
 
 
 def load_settings(settings_type: type[Settings], service: str) -> Settings:

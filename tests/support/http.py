@@ -21,7 +21,11 @@ async def serve_app(app: ASGIApp, *, http: type[asyncio.Protocol] | str = "auto"
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", loop="asyncio", http=http)
+    # proxy_headers off, as threadline_shared.server.serve runs the services: the services' own protocols
+    # then see the application itself, not uvicorn's ProxyHeadersMiddleware around it.
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", loop="asyncio", http=http, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

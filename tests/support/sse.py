@@ -84,13 +84,15 @@ class SseStream:
 async def open_stream(
     base_url: str,
     conversation_id: str,
-    token: str,
+    token: str | None,
     *,
     last_event_id: int | None = None,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> AsyncIterator[SseStream]:
-    request_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+    """A stream of ``conversation_id`` with ``token`` as bearer (None: no Authorization header)."""
+    request_headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    request_headers.update(headers or {})
     if last_event_id is not None:
         request_headers["Last-Event-ID"] = str(last_event_id)
     timeout = httpx.Timeout(10.0, read=30.0)

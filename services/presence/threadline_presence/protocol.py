@@ -30,13 +30,14 @@ from threadline_presence.fastpath import (
     plain_request,
 )
 from threadline_shared.middleware import Headers, own_headers
+from threadline_shared.server import app_state
 
 log = logging.getLogger(__name__)
 
 
 class PresenceHttpProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        heartbeats: Heartbeats | None = getattr(getattr(self.app, "state", None), "heartbeats", None)
+        heartbeats: Heartbeats | None = getattr(app_state(self.app), "heartbeats", None)
         if heartbeats is None or not heartbeats.candidate(cast(Scope, cycle.scope)):
             super()._start_asgi_task(cycle, app)
         else:  # once the parser is through the data at hand, which normally holds the body

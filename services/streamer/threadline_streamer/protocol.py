@@ -22,6 +22,7 @@ from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
 from threadline_shared.middleware import own_headers
+from threadline_shared.server import app_state
 from threadline_streamer.connection import CloseReason
 from threadline_streamer.fastpath import STREAM_HEADERS, Accepted, Answer, Connects, Job, plain_connect
 from threadline_streamer.stream import LiveStream
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 class StreamerHttpProtocol(AbortableHttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        connects: Connects | None = getattr(getattr(self.app, "state", None), "connects", None)
+        connects: Connects | None = getattr(app_state(self.app), "connects", None)
         scope = cast(Scope, cycle.scope)
         plain: tuple[Job, bytes | None] | None = None
         if connects is not None and connects.candidate(scope):
