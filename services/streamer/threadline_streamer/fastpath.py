@@ -60,13 +60,22 @@ STREAM_HEADERS: Headers = [
 
 _LOOKUP = """
 SELECT r.n, s.id, s.user_id, s.expires_at, s.absolute_expires_at, s.last_seen_at, s.revoked_at,
-       u.disabled_at, c.last_seq
+       s.disabled_at, s.last_seq
 FROM unnest($1::bytea[], $2::uuid[]) WITH ORDINALITY AS r (token_hash, conversation_id, n)
-JOIN sessions s ON s.token_hash = r.token_hash
-JOIN users u ON u.id = s.user_id
-JOIN participants p ON p.conversation_id = r.conversation_id AND p.user_id = s.user_id AND p.left_at IS NULL
-JOIN conversations c ON c.id = r.conversation_id
+CROSS JOIN LATERAL (
+    SELECT s.id, s.user_id, s.expires_at, s.absolute_expires_at, s.last_seen_at, s.revoked_at,
+           u.disabled_at, c.last_seq
+    FROM sessions s
+    JOIN users u ON u.id = s.user_id
+    JOIN participants p ON p.conversation_id = r.conversation_id AND p.user_id = s.user_id AND p.left_at IS NULL
+    JOIN conversations c ON c.id = r.conversation_id
+    WHERE s.token_hash = r.token_hash
+    LIMIT 1
+) s
 """
+"""One index probe per connect, whatever the table statistics: the ``LIMIT`` keeps the planner from turning
+the lateral subquery into a join (measured: with fresh tables it hashed every active membership, 95 ms for
+256 connects)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from threadline_shared.dto.events import PresenceUpdateEvent, TypingUpdateEvent
 from threadline_shared.errors import RedisUnavailable
-from threadline_shared.presence.snapshot import snapshot
+from threadline_shared.presence.redis_store import RedisPresenceStore
+from threadline_shared.presence.snapshot import store_snapshot
 from threadline_streamer.connection import Connection
 from threadline_streamer.wire import ephemeral_frame
 
@@ -45,7 +46,7 @@ class Snapshotter:
 
     def __init__(self, pool: asyncpg.Pool, redis: Redis) -> None:
         self.pool = pool
-        self.redis = redis
+        self.store = RedisPresenceStore(redis)
         self._versions: dict[UUID, int] = {}
         self._cache: dict[UUID, tuple[int, float, bytes]] = {}
         self._building: dict[tuple[UUID, int], asyncio.Future[bytes | None]] = {}
@@ -100,8 +101,8 @@ class Snapshotter:
         rows = await self.pool.fetch(_PARTICIPANTS, conversation_id)
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT_SECONDS):
-                presence, typing = await snapshot(
-                    self.redis, conversation_id, [row["user_id"] for row in rows]
+                presence, typing = await store_snapshot(
+                    self.store, conversation_id, [row["user_id"] for row in rows]
                 )
         except (RedisUnavailable, TimeoutError) as exc:
             log.info("snapshot skipped: Redis unavailable (%s)", exc.__class__.__name__)

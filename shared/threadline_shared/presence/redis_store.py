@@ -86,6 +86,18 @@ return result
 """
 )
 
+# KEYS: one presence hash per user. Returns status and last_seen_ms of each (nil when never seen or expired):
+# one command for a whole snapshot instead of a pipeline of HMGETs (redis-py packs and parses each one).
+_PRESENCE_OF = """
+local result = {}
+for i = 1, #KEYS do
+  local values = redis.call('HMGET', KEYS[i], 'status', 'last_seen_ms')
+  result[2 * i - 1] = values[1]
+  result[2 * i] = values[2]
+end
+return result
+"""
+
 # KEYS: a deadlines sorted set. ARGV: limit, now. Members whose score (deadline) is at or before now.
 _DUE = (
     _NOW
@@ -216,6 +228,7 @@ class RedisPresenceStore:
         self.clock = clock
         self.command_timeout = command_timeout_seconds
         self._heartbeat = PackedScript(redis, _HEARTBEAT)
+        self._presence_of = PackedScript(redis, _PRESENCE_OF)
         self._due = redis.register_script(_DUE)
         self._expire_presence = redis.register_script(_EXPIRE_PRESENCE)
         self._set_typing = redis.register_script(_SET_TYPING)
@@ -323,16 +336,10 @@ class RedisPresenceStore:
     async def presence_of(self, user_ids: Sequence[UUID]) -> list[PresenceUpdate]:
         if not user_ids:
             return []
-
-        async def run() -> list[Any]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    pipe.hmget(presence_key(user_id), ["status", "last_seen_ms"])
-                results: list[Any] = await pipe.execute()
-                return results
-
+        flat = await self._run(lambda: self._presence_of([presence_key(user_id) for user_id in user_ids], []))
         result: list[PresenceUpdate] = []
-        for user_id, (status, last_seen) in zip(user_ids, await self._run(run), strict=True):
+        for index, user_id in enumerate(user_ids):
+            status, last_seen = flat[2 * index], flat[2 * index + 1]
             if status is None or last_seen is None:
                 result.append(presence_update(user_id, PresenceStatus.OFFLINE, None))
             else:
