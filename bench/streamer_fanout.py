@@ -86,6 +86,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def scrape(port: int) -> str:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        return (await http.get("/metrics")).text
+
+
+def buckets(text: str, name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts, by upper bound, from a /metrics text."""
+    found: dict[float, float] = {}
+    for line in text.splitlines():
+        match = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+        if match:
+            found[float(match[1])] = float(match[2])
+    return found
+
+
+def bucket_percentile(before: dict[float, float], after: dict[float, float], fraction: float) -> str:
+    """The upper bound of the bucket holding the ``fraction`` percentile of what was observed in between."""
+    total = after[float("inf")] - before.get(float("inf"), 0.0)
+    if not total:
+        return "-"
+    for bound in sorted(after):
+        if after[bound] - before.get(bound, 0.0) >= fraction * total:
+            return "> 1 s" if bound == float("inf") else f"<= {bound * 1000:g} ms"
+    return "-"
+
+
+async def gc_pauses(text: str) -> dict[str, tuple[float, float]]:
+    """The streamer's ``threadline_gc_pause_seconds``: {generation: (count, sum)} from its /metrics."""
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        match = re.match(r'threadline_gc_pause_seconds_(count|sum)\{generation="(\d)"\} (\S+)', line)
+        if match:
+            found.setdefault(match[2], [0.0, 0.0])[0 if match[1] == "count" else 1] = float(match[3])
+    return {gen: (values[0], values[1]) for gen, values in found.items()}
+
+
 def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and its living children (PostgreSQL: the postmaster and its backends)."""
     total = 0.0
@@ -342,9 +378,11 @@ async def commit_at_rate(
     seconds: float,
     writers: int,
     durations: list[float],
+    acknowledged: dict[tuple[int, int], float],
 ) -> tuple[dict[tuple[int, int], float], float, int]:
     """One event per transaction, round-robin over the conversations, at ``rate`` commits/s. Returns
-    {(conversation index, seq): monotonic time just before COMMIT}, the elapsed time and commits behind."""
+    {(conversation index, seq): monotonic time just before COMMIT}, the elapsed time and commits behind;
+    ``acknowledged`` gets the time COMMIT returned."""
     pool = await create_pool(database_url, min_size=writers, max_size=writers)
     committed: dict[tuple[int, int], float] = {}
     durations.clear()
@@ -357,7 +395,8 @@ async def commit_at_rate(
                 async with conn.transaction():
                     (seq,) = await append_events(conn, conversation_id, [membership_entry(conversation_id)])
                     committed[(index, seq)] = time.monotonic()
-                durations.append(time.monotonic() - committed[(index, seq)])
+                acknowledged[(index, seq)] = time.monotonic()
+                durations.append(acknowledged[(index, seq)] - committed[(index, seq)])
 
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -488,7 +527,9 @@ async def run(args: argparse.Namespace) -> None:
 
             # 3. fan-out
             for rate in args.rates:
-                await fanout(args, database_url, conversation_ids, clients, pid, rate)
+                await fanout(
+                    args, database_url, conversation_ids, clients, pid, streamer.port, postgres_pid, rate
+                )
         finally:
             for _, pipe in clients:
                 try:
@@ -512,6 +553,8 @@ async def fanout(
     conversation_ids: list[uuid.UUID],
     clients: list[tuple[multiprocessing.Process, Pipe]],
     pid: int,
+    port: int,
+    postgres_pid: int,
     rate: float,
 ) -> None:
     for _, pipe in clients:
@@ -519,16 +562,22 @@ async def fanout(
     for _, pipe in clients:
         await asyncio.to_thread(pipe.recv)
     durations: list[float] = []
+    acknowledged: dict[tuple[int, int], float] = {}
+    metrics_before = await scrape(port)
+    gc_before = await gc_pauses(metrics_before)
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+    machine_before, pg_before = machine_busy(), tree_cpu(postgres_pid)
     committed, write_seconds, late = await commit_at_rate(
-        database_url, conversation_ids, rate, args.seconds, args.writers, durations
+        database_url, conversation_ids, rate, args.seconds, args.writers, durations, acknowledged
     )
     await asyncio.sleep(1.0)  # stragglers
     cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
+    machine, pg_cpu = machine_busy() - machine_before, tree_cpu(postgres_pid) - pg_before
     for _, pipe in clients:
         pipe.send("stop")
     reports = [await asyncio.to_thread(pipe.recv) for _, pipe in clients]
     latencies: list[float] = []
+    after_commit: list[float] = []
     counted = sum(report["counted"] for report in reports)
     last_arrival = 0.0
     first_arrival = float("inf")
@@ -538,6 +587,7 @@ async def fanout(
                 sent = committed.get((conversation, seq))
                 if sent is not None:
                     latencies.append(arrived - sent)
+                    after_commit.append(arrived - acknowledged[(conversation, seq)])
                     last_arrival = max(last_arrival, arrived)
                     first_arrival = min(first_arrival, arrived)
     subscribers = args.connections / args.conversations
@@ -567,6 +617,26 @@ async def fanout(
         f"p99 {percentile(durations, 0.99) * 1000:.1f} ms (PostgreSQL; included in commit->client)"
     )
     print(
+        f"  after COMMIT     p50 {percentile(after_commit, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(after_commit, 0.99) * 1000:.1f} ms (from COMMIT's return to the client)"
+    )
+    metrics_after = await scrape(port)
+    gc_after = await gc_pauses(metrics_after)
+    name = "threadline_stream_doorbell_to_write_seconds"
+    inside = buckets(metrics_before, name), buckets(metrics_after, name)
+    print(
+        f"  in the streamer  doorbell->write p50 {bucket_percentile(*inside, 0.5)}, "
+        f"p99 {bucket_percentile(*inside, 0.99)} (its histogram: from the NOTIFY's arrival to the write)"
+    )
+    counts = {gen: gc_after[gen][0] - gc_before[gen][0] for gen in gc_after}
+    seconds = {gen: gc_after[gen][1] - gc_before[gen][1] for gen in gc_after}
+    print(
+        "  streamer GC      "
+        + ", ".join(
+            f"gen {gen}: {counts[gen]:.0f} pauses, {seconds[gen] * 1000:.0f} ms" for gen in sorted(counts)
+        )
+    )
+    print(
         f"  streamer CPU     {cpu_used:.2f} s over {wall:.1f} s ({cpu_used / wall:.0%} of a core); "
         f"{cpu_used / delivered * 1e6:.1f} us per delivery (goal <= 20 us)"
     )
@@ -577,6 +647,10 @@ async def fanout(
         f"  load generator   client CPU {', '.join(f'{share:.0%}' for share in client_cpu)} of a core"
         f"{' -- CPU-BOUND: figures are a floor' if bound else ''}; {closed} streams ended; "
         f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"  machine          {machine / wall / (os.cpu_count() or 1):.0%} busy; PostgreSQL "
+        f"{pg_cpu / wall:.0%} of a core"
     )
 
 

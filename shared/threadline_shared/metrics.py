@@ -27,6 +27,12 @@ STREAM_EVENTS_DROPPED = Counter(
     "threadline_stream_events_dropped_total", "Events dropped for slow consumers", ["type"]
 )
 STREAM_CLOSED = Counter("threadline_stream_closed_total", "Streams closed by the server", ["reason"])
+GC_PAUSES = Histogram(
+    "threadline_gc_pause_seconds",
+    "Pauses of Python's cyclic garbage collector, by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
 ASSISTANT_JOBS = Counter("threadline_assistant_jobs_total", "Assistant jobs finished", ["finish_reason"])
 
 # Prometheus text format 0.0.4, as the contract names it.

@@ -1,6 +1,6 @@
-"""The streamer's direct write (threadline_streamer.transport): a frame goes out at once as one HTTP/1.1
-chunk of the running response, and the writer declines, so that frames take the flow-controlled ASGI path,
-as soon as the socket has unsent bytes (a client that stopped reading)."""
+"""The streamer's direct write (threadline_streamer.transport): a frame, encoded once as an HTTP/1.1 chunk,
+goes out at once as the next chunk of the running response, and the writer declines, so that frames take
+the flow-controlled ASGI path, as soon as the socket has unsent bytes (a client that stopped reading)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from threadline_streamer.transport import (
     direct_writer,
     disconnect_notifier,
 )
+from threadline_streamer.wire import http_chunk
 
 FRAME = b"event: x\ndata: {}\n\n"
 
@@ -61,8 +62,9 @@ async def test_a_direct_write_is_the_next_chunk_of_the_response() -> None:
         reader, writer = await open_raw(url)
         write = await app.writer
         assert write is not None
-        assert write(FRAME) and write(FRAME)
-        chunk = b"%x\r\n%b\r\n" % (len(FRAME), FRAME)
+        chunk = http_chunk(FRAME)
+        assert chunk == b"%x\r\n%b\r\n" % (len(FRAME), FRAME)
+        assert write(chunk) and write(chunk)
         assert await asyncio.wait_for(reader.readexactly(2 * len(chunk)), 5) == 2 * chunk
         app.done.set()
         assert await asyncio.wait_for(reader.readexactly(5), 5) == b"0\r\n\r\n"
@@ -75,12 +77,12 @@ async def test_the_writer_declines_once_the_socket_has_unsent_bytes() -> None:
         _reader, writer = await open_raw(url)  # and never read again
         write = await app.writer
         assert write is not None
-        big = b"x" * 65536
+        big = http_chunk(b"x" * 65536)
         accepted = 0
         while write(big):  # the kernel's socket buffers fill, then the transport starts to buffer
             accepted += 1
             assert accepted < 10_000, "the writer never declined"
-        assert not write(FRAME)
+        assert not write(http_chunk(FRAME))
         app.done.set()
         writer.close()
 

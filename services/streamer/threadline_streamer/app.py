@@ -25,7 +25,7 @@ from threadline_shared.db import create_pool
 from threadline_shared.limiter import Limiter
 from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.redis import create_redis
-from threadline_shared.server import settle_heap
+from threadline_shared.server import HeapKeeper, settle_heap
 from threadline_streamer.connection import CloseReason
 from threadline_streamer.ephemeral import EphemeralForwarder
 from threadline_streamer.fastpath import Connects
@@ -101,7 +101,7 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
             async with asyncio.TaskGroup() as tasks:
                 background = [
                     tasks.create_task(job.run())
-                    for job in (hub, listener, forwarder, sweeper, retention, rules)
+                    for job in (hub, listener, forwarder, sweeper, retention, rules, HeapKeeper())
                 ]
                 settle_heap()  # everything built so far lives as long as the process
                 yield {

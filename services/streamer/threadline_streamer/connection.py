@@ -22,6 +22,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from threadline_shared.metrics import STREAM_EVENTS_DROPPED
+from threadline_streamer.wire import http_chunk
 
 DROPPABLE = frozenset({"message.delta", "presence.update", "typing.update"})
 
@@ -62,13 +63,25 @@ class Connection:
         self.close_after_flush: CloseReason | None = None
         self.last_write = time.monotonic()
         self.pending_since: float | None = None
+        # The socket writer, set only while the connection is idle and open (its queue empty): the fan-out
+        # then writes to the socket at once. Anything that queues a frame or ends the stream unsets it.
         self.direct: Callable[[bytes], bool] | None = None
         self._wakeup = asyncio.Event()
 
-    def offer(self, seq: int, frame: bytes, event_type: str, since: float | None = None) -> bool:
+    def offer(
+        self,
+        seq: int,
+        frame: bytes,
+        event_type: str,
+        since: float | None = None,
+        chunk: bytes | None = None,
+        now: float | None = None,
+    ) -> bool:
         """Queue a frame (never blocks), or write it at once when the connection is idle; True when written.
         Applies the slow-consumer policy. ``since`` is when its doorbell rang (for the doorbell-to-write
-        histogram of queued frames; the caller times frames written at once, once per fan-out)."""
+        histogram of queued frames; the caller times frames written at once, once per fan-out); ``chunk``,
+        the frame as an HTTP chunk (:func:`~threadline_streamer.wire.http_chunk`), and ``now``
+        (``time.monotonic()``) when the caller has them for many connections."""
         if self.closed is not None or self.close_after_flush is not None:
             return False
         if len(self.queue) >= self.queue_size:
@@ -77,15 +90,16 @@ class Connection:
         if event_type in DROPPABLE and len(self.queue) * 2 >= self.queue_size:
             STREAM_EVENTS_DROPPED.labels(event_type).inc()
             return False
-        if self.direct is not None and not self.queue:
+        if self.direct is not None:  # idle: the queue is empty
             if seq and seq <= self.highest_seq:
                 return False  # already written (replay and live overlap)
-            if self.direct(frame):
+            if self.direct(chunk or http_chunk(frame)):
                 if seq:
                     self.highest_seq = seq
-                self.last_write = time.monotonic()
+                self.last_write = now or time.monotonic()
                 return True
         self.queue.append((seq, frame, event_type))
+        self.direct = None  # frames now go through the queue, in order, until it is empty again
         if self.pending_since is None:
             self.pending_since = since if since is not None else time.perf_counter()
         self._wakeup.set()
@@ -94,11 +108,13 @@ class Connection:
     def close(self, reason: CloseReason) -> None:
         if self.closed is None:
             self.closed = reason
+            self.direct = None
             self._wakeup.set()
 
     def finish_after_flush(self, reason: CloseReason) -> None:
         """Close once everything queued so far is written (membership removal)."""
         self.close_after_flush = reason
+        self.direct = None
         self._wakeup.set()
 
     async def wait(self) -> None:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from threadline_shared.metrics import STREAM_EVENTS_SENT
 from threadline_streamer.hub import Hub
-from threadline_streamer.wire import ephemeral_frame
+from threadline_streamer.wire import ephemeral_frame, http_chunk
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class EphemeralForwarder:
         if hub_channel is None:
             return
         frame = ephemeral_frame(event_type, data)
-        now = time.perf_counter()
+        chunk, since, now = http_chunk(frame), time.perf_counter(), time.monotonic()
         for connection in hub_channel.connections:
-            connection.offer(0, frame, event_type, now)
+            connection.offer(0, frame, event_type, since, chunk, now)
         STREAM_EVENTS_SENT.labels(event_type).inc(len(hub_channel.connections))

@@ -67,7 +67,8 @@ CROSS JOIN LATERAL (
            u.disabled_at, c.last_seq
     FROM sessions s
     JOIN users u ON u.id = s.user_id
-    JOIN participants p ON p.conversation_id = r.conversation_id AND p.user_id = s.user_id AND p.left_at IS NULL
+    JOIN participants p
+        ON p.conversation_id = r.conversation_id AND p.user_id = s.user_id AND p.left_at IS NULL
     JOIN conversations c ON c.id = r.conversation_id
     WHERE s.token_hash = r.token_hash
     LIMIT 1

@@ -29,7 +29,7 @@ import orjson
 from threadline_shared.metrics import STREAM_EVENTS_SENT
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.metrics import DOORBELL_TO_QUEUE, DOORBELL_TO_WRITE
-from threadline_streamer.wire import durable_frame
+from threadline_streamer.wire import durable_frame, http_chunk
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +203,21 @@ class Hub:
         for row in rows:
             seq, event_type, audience = row["seq"], row["type"], row["audience_user_id"]
             frame = durable_frame(seq, event_type, row["envelope"])
+            chunk = http_chunk(frame)
+            now = time.monotonic()
             delivered = written = 0
             for connection in connections:
-                if audience is None or audience == connection.user_id:
-                    written += connection.offer(seq, frame, event_type, since)
-                    delivered += 1
+                if audience is not None and audience != connection.user_id:
+                    continue
+                delivered += 1
+                # The common case inline (see Connection.offer): an idle connection, written to at once.
+                write = connection.direct
+                if write is not None and seq > connection.highest_seq and write(chunk):
+                    connection.highest_seq = seq
+                    connection.last_write = now
+                    written += 1
+                else:
+                    written += connection.offer(seq, frame, event_type, since, chunk, now)
             if delivered:
                 STREAM_EVENTS_SENT.labels(event_type).inc(delivered)
             if written:  # the frames written at once: one observation for the whole fan-out

@@ -19,7 +19,7 @@ import asyncpg
 from threadline_shared.clock import Clock
 from threadline_streamer.connection import CloseReason
 from threadline_streamer.hub import Hub
-from threadline_streamer.wire import KEEPALIVE
+from threadline_streamer.wire import KEEPALIVE, KEEPALIVE_CHUNK
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Sweeper:
             now = time.monotonic()
             for connection in self.hub.connections():
                 if now - connection.last_write >= self.keepalive_seconds and not connection.queue:
-                    connection.offer(0, KEEPALIVE, "keepalive")
+                    connection.offer(0, KEEPALIVE, "keepalive", chunk=KEEPALIVE_CHUNK)
             if now - last_session_check >= self.keepalive_seconds:
                 last_session_check = now
                 await self.check_sessions()

@@ -1,11 +1,11 @@
 """Two scope extensions of the streamer's HTTP protocol (uvicorn's httptools protocol, subclassed).
 
-``threadline.write``: the live fan-out writes a frame straight to the socket, as uvicorn's own ``send``
-would (one HTTP/1.1 chunk), instead of waking the connection's coroutine and passing the frame down the ASGI
-``send`` chain. It applies only while nothing else is buffered for that socket and the response is a started,
-chunked, unfinished one; otherwise it declines and the frame takes the ordinary path, which applies uvicorn's
-flow control (and so the write timeout that reaps a client that stopped reading). Measured with
-bench/streamer_fanout.py: the ordinary path cost about 47 µs of streamer CPU per delivery.
+``threadline.write``: the live fan-out writes a frame straight to the socket, as uvicorn's own ``send`` would
+(one HTTP/1.1 chunk, encoded once per event), instead of waking the connection's coroutine and passing the
+frame down the ASGI ``send`` chain. It applies only while nothing else is buffered for that socket and the
+response is a started, chunked, unfinished one; otherwise it declines and the frame takes the ordinary path,
+which applies uvicorn's flow control (and so the write timeout that reaps a client that stopped reading).
+Measured with bench/streamer_fanout.py: the ordinary path cost about 47 µs of streamer CPU per delivery.
 
 ``threadline.abort``: dropping a connection whose client stopped reading (contract 6.8).
 
@@ -59,12 +59,11 @@ class AbortableHttpToolsProtocol(HttpToolsProtocol):
         if callback is not None:
             callback()
 
-    def write_now(self, data: bytes) -> bool:
-        """Write ``data`` as the next chunk of the current response at once; False when that is not safe
-        (the caller then uses ASGI ``send``)."""
+    def write_now(self, chunk: bytes) -> bool:
+        """Write ``chunk`` (one encoded HTTP/1.1 chunk, :func:`threadline_streamer.wire.http_chunk`) as the
+        next chunk of the current response at once; False when that is not safe (the caller then uses ASGI
+        ``send``)."""
         cycle, transport = self.cycle, self.transport
-        if not data:
-            return True  # an empty chunk would end the response
         if (
             cycle is None
             or not cycle.response_started
@@ -76,7 +75,7 @@ class AbortableHttpToolsProtocol(HttpToolsProtocol):
             or transport.get_write_buffer_size()
         ):
             return False
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        transport.write(chunk)
         return True
 
 

@@ -9,6 +9,15 @@ from __future__ import annotations
 KEEPALIVE = b": keepalive\n\n"
 
 
+def http_chunk(frame: bytes) -> bytes:
+    """``frame`` as one HTTP/1.1 chunk of the chunked response, as uvicorn's ``send`` would write it: built
+    once per event and shared by every connection it is written to directly."""
+    return b"%x\r\n%b\r\n" % (len(frame), frame)
+
+
+KEEPALIVE_CHUNK = http_chunk(KEEPALIVE)
+
+
 def retry_frame(retry_ms: int) -> bytes:
     return b"retry: %d\n\n" % retry_ms
 
