@@ -62,3 +62,15 @@ async def test_what_survives_is_frozen_and_frozen_garbage_waits_for_the_reclaim(
     assert reference() is not None
     await run_for(HeapKeeper(freeze_seconds=0.01, reclaim_seconds=0.0), 0.05)
     assert reference() is None
+
+
+async def test_a_grown_heap_is_reclaimed_before_its_time() -> None:
+    settle_heap()  # the whole heap frozen: the keeper's baseline
+    garbage = Node()
+    reference = weakref.ref(garbage)
+    await run_for(HeapKeeper(freeze_seconds=0.01, reclaim_seconds=3600, growth=1.001), 0.02)
+    del garbage  # frozen by the first tick, then garbage
+    survivors = [Node() for _ in range(5_000)]  # well over 0.1% growth
+    await run_for(HeapKeeper(freeze_seconds=0.01, reclaim_seconds=3600, growth=1.001), 0.05)
+    assert reference() is None
+    assert len(survivors) == 5_000
