@@ -7,6 +7,7 @@ import gc
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -51,32 +52,37 @@ class HeapKeeper:
     (``gc.freeze()``: full passes skip it), so automatic full passes only see what is newer than that.
 
     Cyclic garbage that was frozen (a closed stream leaves ~40 objects) is reclaimed by one full collection
-    when the frozen objects have grown by :attr:`growth` (doubled) since the last one, or after
-    :attr:`reclaim_seconds`: a pause per doubling of the heap and at a known rate, instead of one per quarter
-    of growth, and the memory held meanwhile stays below what the live objects take."""
+    after :attr:`reclaim_seconds`, or sooner once more units of work ended (``ended()``: streams closed
+    since the start) since the last one than are live now (``live()``), and at least :attr:`minimum`: the
+    frozen garbage then stays below what the live objects take, and a burst of new connections, which leaves
+    no garbage, brings no pause."""
 
     def __init__(
-        self, *, freeze_seconds: float = 5.0, reclaim_seconds: float = 600.0, growth: float = 2.0
+        self,
+        *,
+        freeze_seconds: float = 5.0,
+        reclaim_seconds: float = 600.0,
+        ended: Callable[[], int] = lambda: 0,
+        live: Callable[[], int] = lambda: 0,
+        minimum: int = 1000,
     ) -> None:
         self.freeze_seconds = freeze_seconds
         self.reclaim_seconds = reclaim_seconds
-        self.growth = growth
+        self.ended = ended
+        self.live = live
+        self.minimum = minimum
 
     async def run(self) -> None:
-        reclaimed, baseline = time.monotonic(), gc.get_freeze_count()
+        reclaimed, ended = time.monotonic(), self.ended()
         while True:
             await asyncio.sleep(self.freeze_seconds)
             gc.collect(1)
-            if (
-                time.monotonic() - reclaimed >= self.reclaim_seconds
-                or gc.get_freeze_count() > self.growth * baseline
-            ):
+            due = time.monotonic() - reclaimed >= self.reclaim_seconds
+            if due or self.ended() - ended > max(self.minimum, self.live()):
+                reclaimed, ended = time.monotonic(), self.ended()
                 gc.unfreeze()
                 gc.collect()
-                gc.freeze()
-                reclaimed, baseline = time.monotonic(), gc.get_freeze_count()
-            else:
-                gc.freeze()
+            gc.freeze()
 
 
 def app_state(app: object) -> State | None:

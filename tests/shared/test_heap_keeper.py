@@ -64,13 +64,23 @@ async def test_what_survives_is_frozen_and_frozen_garbage_waits_for_the_reclaim(
     assert reference() is None
 
 
-async def test_a_grown_heap_is_reclaimed_before_its_time() -> None:
-    settle_heap()  # the whole heap frozen: the keeper's baseline
+async def test_more_ended_than_live_work_brings_the_reclaim_before_its_time() -> None:
+    settle_heap()
     garbage = Node()
     reference = weakref.ref(garbage)
-    await run_for(HeapKeeper(freeze_seconds=0.01, reclaim_seconds=3600, growth=1.001), 0.02)
-    del garbage  # frozen by the first tick, then garbage
-    survivors = [Node() for _ in range(5_000)]  # well over 0.1% growth
-    await run_for(HeapKeeper(freeze_seconds=0.01, reclaim_seconds=3600, growth=1.001), 0.05)
-    assert reference() is None
-    assert len(survivors) == 5_000
+    ended, live = [0], [10]
+    keeper = HeapKeeper(
+        freeze_seconds=0.01, reclaim_seconds=3600, ended=lambda: ended[0], live=lambda: live[0], minimum=5
+    )
+    task = asyncio.create_task(keeper.run())
+    try:
+        await asyncio.sleep(0.03)
+        del garbage  # frozen by then
+        ended[0] = 10  # as many ended as are live: not yet
+        await asyncio.sleep(0.03)
+        assert reference() is not None
+        ended[0] = 11
+        await asyncio.sleep(0.03)
+        assert reference() is None
+    finally:
+        task.cancel()

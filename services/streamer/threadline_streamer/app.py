@@ -94,6 +94,8 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
         )
         rules = RuleBook(pool, settings)
         await rules.reload()
+        # A closed stream's cyclic garbage waits, frozen, for a reclaim (see HeapKeeper).
+        heap = HeapKeeper(ended=lambda: hub.unsubscribed, live=hub.connection_count)
         limiter = Limiter(
             redis, timeout_ms=settings.rate_limit_redis_timeout_ms, enabled=settings.rate_limit_enabled
         )
@@ -101,7 +103,7 @@ def create_app(settings: StreamerSettings, *, clock: Clock | None = None) -> Sta
             async with asyncio.TaskGroup() as tasks:
                 background = [
                     tasks.create_task(job.run())
-                    for job in (hub, listener, forwarder, sweeper, retention, rules, HeapKeeper())
+                    for job in (hub, listener, forwarder, sweeper, retention, rules, heap)
                 ]
                 settle_heap()  # everything built so far lives as long as the process
                 yield {

@@ -67,6 +67,7 @@ class Hub:
         self.on_channel_opened: Callable[[UUID], None] = lambda _: None
         self.on_channel_closed: Callable[[UUID], None] = lambda _: None
         self.on_membership_changed: Callable[[UUID], None] = lambda _: None
+        self.unsubscribed = 0  # connections that left, since the start
 
     # ---- subscriptions -------------------------------------------------------------------------------------
 
@@ -121,10 +122,15 @@ class Hub:
         channel = self.channels.get(connection.conversation_id)
         if channel is None:
             return
-        channel.connections.discard(connection)
+        if connection in channel.connections:
+            channel.connections.discard(connection)
+            self.unsubscribed += 1
         if not channel.connections:
             del self.channels[connection.conversation_id]
             self.on_channel_closed(connection.conversation_id)
+
+    def connection_count(self) -> int:
+        return sum(len(channel.connections) for channel in self.channels.values())
 
     def connections(self) -> list[Connection]:
         return [connection for channel in self.channels.values() for connection in channel.connections]
