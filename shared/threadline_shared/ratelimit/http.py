@@ -69,6 +69,8 @@ async def decide_http_limits(
 ) -> list[Decision | None]:
     """The HTTP limit of many authenticated ``(path, user id)`` requests of one method (a lean path's batch),
     in order, with one script call; None where no limit applies. Fails open as :meth:`Limiter.check_many`."""
+    if not limiter.enabled:
+        return [None] * len(requests)
     buckets: list[tuple[str, str, str, Rate]] = []
     limited: list[int] = []
     for index, (path, user_id) in enumerate(requests):
