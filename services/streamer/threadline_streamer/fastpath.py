@@ -7,7 +7,9 @@ query and three writes per connection. Here the connects that arrive in one loop
 query reads, for each, the session, the membership and the conversation's ``last_seq``; one more refreshes
 stale ``last_seen_at`` values; one script call decides the rate limits. Each accepted connection then
 subscribes at once (:meth:`Hub.subscribe_at`: no query of its own) and gets its response head, ``retry:``
-and the snapshot in one write.
+and the snapshot in one write. One batch runs at a time, so that under load the batches grow instead of the
+queries. Measured (10,000 connects over 100 conversations of 100 members, 512 in flight): 1,870-1,990
+connects/s at 440-480 µs of streamer CPU each; with two batches in flight, 1,440-1,720/s at 500-630 µs.
 
 It takes only the plain case and answers it exactly as the full application would (same status, headers,
 stream, metrics and access-log line): a new stream (no ``Last-Event-ID``, no query string), a bearer token or
@@ -143,7 +145,7 @@ class Connects:
         """``app_state``: the application's state (its ``settings`` and ``clock``)."""
         self.app_state = app_state
         self.sessions: SessionService | None = None
-        self._jobs: MicroBatcher[Job, Answer] = MicroBatcher(self._run, max_in_flight=2)
+        self._jobs: MicroBatcher[Job, Answer] = MicroBatcher(self._run, max_in_flight=1)  # see the module doc
         self._record = RequestRecord(service, "GET", ROUTE, 200)
         self._state: dict[str, Any] = {}
 
