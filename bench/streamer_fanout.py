@@ -136,6 +136,28 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Every thread of each process to ``cpus`` (children forked later inherit it)."""
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except OSError:
+                continue
+
+
 def machine_busy() -> float:
     """CPU seconds all cores spent busy so far (everything but idle and iowait, from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -496,6 +518,13 @@ async def run(args: argparse.Namespace) -> None:
             rss_before = rss_kib(pid)
             assert postgres.proc is not None
             postgres_pid = postgres.proc.pid
+            if args.pin:
+                others = [os.getpid(), postgres_pid, *children(postgres_pid)]
+                others += [proc.pid for proc in (redis.proc, api.proc) if proc is not None]
+                others += [process.pid for process, _ in clients if process.pid is not None]
+                pin([pid], {0})
+                pin(others, {1})
+                print("pinned             the streamer to CPU 0; everything else to CPU 1")
             cpu_before, machine_before, pg_before = cpu_seconds(pid), machine_busy(), tree_cpu(postgres_pid)
             started = time.perf_counter()
             for _, pipe in clients:
@@ -669,6 +698,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5, help="length of each fan-out phase")
     parser.add_argument("--replays", type=int, default=5)
     parser.add_argument("--client-processes", type=int, default=1)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="give the streamer CPU 0 and everything else (PostgreSQL, clients, writer) CPU 1",
+    )
     parser.add_argument("--parallel", type=int, default=256, help="connects in flight per client process")
     parser.add_argument("--writers", type=int, default=8, help="PostgreSQL connections committing events")
     parser.add_argument(
