@@ -125,14 +125,11 @@ async def gc_pauses(text: str) -> dict[str, tuple[float, float]]:
 def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and its living children (PostgreSQL: the postmaster and its backends)."""
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(entry.name) == root or int(fields[1]) == root:
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for pid in (root, *children(root)):
+        try:
+            total += cpu_seconds(pid)
+        except OSError:  # gone meanwhile
+            continue
     return total
 
 

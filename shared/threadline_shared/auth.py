@@ -40,6 +40,13 @@ def session_service(request: Request) -> SessionService:
     return SessionService(request.state.pool, settings, clock_of(request), lookups)
 
 
+def bearer_token(authorization: bytes) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value (raw bytes), else None."""
+    scheme, _, value = authorization.partition(b" ")
+    token = value.strip()
+    return token.decode("latin-1") if scheme.lower() == b"bearer" and token else None
+
+
 def credentials(request: Request) -> tuple[str, bool] | None:
     """``(token, via_cookie)``: a bearer token wins and the cookie is ignored; other schemes are ignored."""
     authorization = request.headers.get("authorization", "")

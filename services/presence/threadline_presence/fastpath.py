@@ -34,6 +34,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from threadline_presence.service import PresenceService
+from threadline_shared.auth import bearer_token
 from threadline_shared.dto.enums import PresenceStatus
 from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.microbatch import MicroBatcher
@@ -83,10 +84,11 @@ def plain_request(scope: Scope) -> tuple[str, bytes | None] | None:
     json_body = False
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            if token is not None or scheme.lower() != b"bearer" or not credentials.strip():
+            if token is not None:
                 return None
-            token = credentials.strip().decode("latin-1")
+            token = bearer_token(value)
+            if token is None:
+                return None
         elif name == b"content-length":
             if not value.isdigit() or int(value) > MAX_BODY_BYTES:
                 return None

@@ -33,7 +33,7 @@ from starlette.datastructures import State
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
-from threadline_shared.auth import SESSION_COOKIE
+from threadline_shared.auth import SESSION_COOKIE, bearer_token
 from threadline_shared.limiter import Decision
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord
@@ -114,10 +114,11 @@ def plain_connect(scope: Scope) -> tuple[Job, bytes | None] | None:
     request_id: bytes | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            if bearer is not None or scheme.lower() != b"bearer" or not credentials.strip():
+            if bearer is not None:
                 return None
-            bearer = credentials.strip().decode("latin-1")
+            bearer = bearer_token(value)
+            if bearer is None:
+                return None
         elif name == b"cookie":
             cookies.append(value.decode("latin-1"))
         elif name in (b"last-event-id", b"origin", b"transfer-encoding"):
