@@ -55,7 +55,9 @@ class HeapKeeper:
     after :attr:`reclaim_seconds`, or sooner once more units of work ended (``ended()``: streams closed
     since the start) since the last one than are live now (``live()``), and at least :attr:`minimum`: the
     frozen garbage then stays below what the live objects take, and a burst of new connections, which leaves
-    no garbage, brings no pause."""
+    no garbage, brings no pause. As a backstop against other garbage (cycles that reached the old
+    generation before they died, such as exceptions of long requests), a heap that has grown
+    :attr:`growth` times since the last reclaim is reclaimed too."""
 
     def __init__(
         self,
@@ -65,24 +67,31 @@ class HeapKeeper:
         ended: Callable[[], int] = lambda: 0,
         live: Callable[[], int] = lambda: 0,
         minimum: int = 1000,
+        growth: float = 8.0,
     ) -> None:
         self.freeze_seconds = freeze_seconds
         self.reclaim_seconds = reclaim_seconds
         self.ended = ended
         self.live = live
         self.minimum = minimum
+        self.growth = growth
 
     async def run(self) -> None:
-        reclaimed, ended = time.monotonic(), self.ended()
+        reclaimed, ended, frozen = time.monotonic(), self.ended(), gc.get_freeze_count()
         while True:
             await asyncio.sleep(self.freeze_seconds)
             gc.collect(1)
-            due = time.monotonic() - reclaimed >= self.reclaim_seconds
-            if due or self.ended() - ended > max(self.minimum, self.live()):
-                reclaimed, ended = time.monotonic(), self.ended()
+            if (
+                time.monotonic() - reclaimed >= self.reclaim_seconds
+                or self.ended() - ended > max(self.minimum, self.live())
+                or gc.get_freeze_count() > self.growth * frozen
+            ):
                 gc.unfreeze()
                 gc.collect()
-            gc.freeze()
+                gc.freeze()
+                reclaimed, ended, frozen = time.monotonic(), self.ended(), gc.get_freeze_count()
+            else:
+                gc.freeze()
 
 
 def app_state(app: object) -> State | None:
@@ -97,6 +106,9 @@ def app_state(app: object) -> State | None:
 
 
 _collection_started = 0.0
+# Made here, once: ``labels()`` takes the metric's lock and allocates, and a collection that started while
+# this thread held that lock would deadlock in the callback.
+_PAUSES_BY_GENERATION = [GC_PAUSES.labels(str(generation)) for generation in range(3)]
 
 
 def _time_collection(phase: str, info: dict[str, int]) -> None:
@@ -106,7 +118,7 @@ def _time_collection(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _collection_started = time.perf_counter()
     else:
-        GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - _collection_started)
+        _PAUSES_BY_GENERATION[info["generation"]].observe(time.perf_counter() - _collection_started)
 
 
 def load_settings(settings_type: type[Settings], service: str) -> Settings:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.wire import http_chunk
 
@@ -67,3 +69,8 @@ async def test_a_closed_or_finishing_connection_writes_nothing() -> None:
         assert connection.direct is None
         assert not connection.offer(1, b"one", "thread.new")
         assert socket.written == [] and not connection.queue
+
+
+def test_an_empty_frame_is_refused_for_it_would_end_the_response() -> None:
+    with pytest.raises(ValueError):
+        http_chunk(b"")

@@ -55,6 +55,7 @@ class State(TypedDict):
 def close_streams(app: Starlette) -> None:
     hub: Hub | None = getattr(app.state, "hub", None)
     if hub is not None:
+        hub.closing = True
         for connection in hub.connections():
             connection.close(CloseReason.SHUTDOWN)
 

@@ -22,6 +22,7 @@ canonical answer; a rate-limit decision made here goes with it (``DECIDED``), so
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from threadline_streamer.hub import Hub
 from threadline_streamer.snapshot import Snapshotter
 from threadline_streamer.wire import retry_frame
 
+log = logging.getLogger(__name__)
+
 FAST_CONNECTS = Counter(
     "threadline_streamer_fast_connects_total",
     "Streams set up by the lean connect path (the others went through the full application)",
@@ -52,7 +55,8 @@ ROUTE = "/api/stream/conversations/{conversation_id}"
 _PATH = re.compile(r"/api/stream/conversations/([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})")
 LOOKUP_TIMEOUT_SECONDS = 2.0
 DECLINED = "threadline.connect_declined"
-"""Scope key set once the lean path has handed a request on, so that it is not tried twice."""
+"""Scope key set once the lean path has handed a request on (a marker: the request is then the full
+application's)."""
 STREAM_HEADERS: Headers = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
@@ -193,8 +197,17 @@ class Connects:
         return hub
 
     async def _run(self, jobs: Sequence[Job]) -> list[Answer]:
-        """One batch: sessions and memberships, stale ``last_seen_at``, rate limits; then subscribe each
-        accepted connection and give it the snapshot."""
+        """One batch; a failed one is logged, and its connects go the full way (which meets the same failure
+        and answers it: 503, ...)."""
+        try:
+            return await self._batch(jobs)
+        except Exception as exc:
+            log.warning("connect batch failed (%r); %d connects go the full way", exc, len(jobs))
+            raise
+
+    async def _batch(self, jobs: Sequence[Job]) -> list[Answer]:
+        """Sessions and memberships, stale ``last_seen_at``, rate limits; then subscribe each accepted
+        connection and give it the snapshot."""
         sessions, state = self.sessions, self._state
         assert sessions is not None
         async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # else a stuck query would hold every connect
@@ -231,16 +244,21 @@ class Connects:
             row = found[index]
             job = jobs[index]
             connection = Connection(job.conversation_id, row["user_id"], row["id"], queue_size)
-            hub.subscribe_at(connection, row["last_seq"])  # before the snapshot is read (see Snapshotter)
+            # Subscribed before the snapshot is read (see Snapshotter).
+            if not hub.subscribe_at(connection, row["last_seq"]):
+                answers[index] = decision  # a membership change overtook the read: the full path checks
+                continue
             connections.append((index, connection, decision.header_pairs() if decision is not None else []))
         try:
-            snapshots = await self._snapshots([connection for _, connection, _ in connections], snapshotter)
+            async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # one batch at a time: never wait forever
+                snapshots = await self._snapshots([c for _, c, _ in connections], snapshotter)
         except BaseException as exc:
             for index, connection, _ in connections:
                 hub.unsubscribe(connection)
                 answers[index] = decisions[accepted.index(index)]  # the full path meets it, not charged again
             if not isinstance(exc, Exception):
                 raise
+            log.warning("connect batch: no snapshot (%r); %d connects go the full way", exc, len(connections))
             return answers
         for index, connection, headers in connections:
             prelude = retry_frame(retry) + snapshots[connection.conversation_id]

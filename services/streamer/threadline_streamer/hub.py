@@ -48,13 +48,14 @@ ORDER BY c.conversation_id, e.seq
 
 
 class Channel:
-    __slots__ = ("connections", "conversation_id", "cursor", "pending_since")
+    __slots__ = ("connections", "conversation_id", "cursor", "membership_seq", "pending_since")
 
     def __init__(self, conversation_id: UUID, cursor: int) -> None:
         self.conversation_id = conversation_id
         self.cursor = cursor
         self.connections: set[Connection] = set()
         self.pending_since: float | None = None
+        self.membership_seq = 0  # the newest membership.changed delivered here
 
 
 class Hub:
@@ -68,6 +69,7 @@ class Hub:
         self.on_channel_closed: Callable[[UUID], None] = lambda _: None
         self.on_membership_changed: Callable[[UUID], None] = lambda _: None
         self.unsubscribed = 0  # connections that left, since the start
+        self.closing = False  # shutting down: a connection that subscribes now is closed at once
 
     # ---- subscriptions -------------------------------------------------------------------------------------
 
@@ -77,15 +79,25 @@ class Hub:
         channel = self.channels.get(conversation_id)
         if channel is None:
             channel = await self._open(conversation_id)
-        channel.connections.add(connection)
+        self._add(channel, connection)
 
-    def subscribe_at(self, connection: Connection, last_seq: int) -> None:
-        """:meth:`subscribe` for a caller that has just read the conversation's ``last_seq`` itself (the lean
-        connect path reads it with the session), so that subscribing never waits."""
+    def subscribe_at(self, connection: Connection, last_seq: int) -> bool:
+        """:meth:`subscribe` for a caller that has just read the conversation's ``last_seq`` with the
+        caller's membership (the lean connect path), so that subscribing never waits. False, and nothing
+        done, when a ``membership.changed`` newer than that read was already delivered here: the membership
+        read may be stale, and the caller asks again."""
         channel = self.channels.get(connection.conversation_id)
         if channel is None:
             channel = self._register(connection.conversation_id, last_seq)
+        elif channel.membership_seq > last_seq:
+            return False
+        self._add(channel, connection)
+        return True
+
+    def _add(self, channel: Channel, connection: Connection) -> None:
         channel.connections.add(connection)
+        if self.closing:
+            connection.close(CloseReason.SHUTDOWN)
 
     async def _open(self, conversation_id: UUID) -> Channel:
         creating = self._creating.get(conversation_id)
@@ -229,6 +241,7 @@ class Hub:
             if written:  # the frames written at once: one observation for the whole fan-out
                 DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
             if event_type == "membership.changed":
+                channel.membership_seq = seq
                 self.on_membership_changed(channel.conversation_id)
                 self._after_membership_change(connections, row["envelope"])
 

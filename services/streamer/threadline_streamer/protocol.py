@@ -36,16 +36,18 @@ class StreamerHttpProtocol(AbortableHttpToolsProtocol):
         connects: Connects | None = getattr(app_state(self.app), "connects", None)
         scope = cast(Scope, cycle.scope)
         plain: tuple[Job, bytes | None] | None = None
-        if connects is not None and connects.candidate(scope):
+        future: asyncio.Future[Answer] | None = None
+        if connects is not None and connects.candidate(scope) and not cycle.disconnected:
             try:
                 plain = plain_connect(scope)
+                if plain is not None:
+                    future = connects.submit(scope, plain[0])
             except Exception:  # a callback's exception would only be logged: let the application answer
                 log.exception("connect lean path failed; the application answers")
-        if connects is None or plain is None or cycle.disconnected:
+        if connects is None or plain is None or future is None:
             super()._start_asgi_task(cycle, app)
             return
         started = time.perf_counter()
-        future = connects.submit(scope, plain[0])
         future.add_done_callback(partial(self._connected, connects, cycle, app, plain[1], started))
 
     def _connected(
@@ -82,10 +84,10 @@ class StreamerHttpProtocol(AbortableHttpToolsProtocol):
             self.transport.write(b"".join(head))
             connection.last_write = time.monotonic()
             write_timeout = connects.app_state.settings.stream_keepalive_seconds
-            stream = LiveStream(connection, connects.hub, write_timeout)
             self.notify_on_disconnect(lambda: connection.close(CloseReason.CLIENT))
+            stream = LiveStream(connection, connects.hub, write_timeout)  # counted open from here
             task = self.loop.create_task(stream.run(scope, cast(Send, cycle.send)))
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._stream_ended)
             self.tasks.add(task)
         except Exception:  # a callback's exception would only be logged: close rather than leave it hanging
             log.exception("connect answer failed; closing the connection")
@@ -94,3 +96,11 @@ class StreamerHttpProtocol(AbortableHttpToolsProtocol):
             self.transport.close()
             return
         connects.finished(scope["path"], request_id, started)
+
+    def _stream_ended(self, task: asyncio.Task[None]) -> None:
+        """As uvicorn's ``run_asgi`` would: an exception the stream did not handle is logged, and the
+        connection closed."""
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stream failed", exc_info=task.exception())
+            self.transport.close()

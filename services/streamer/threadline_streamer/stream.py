@@ -214,7 +214,7 @@ class StreamHandoff:
 
     A stream lives for hours, and while it does every coroutine frame of that stack stayed alive with it
     (about a dozen). Here, once the response has started and the replay and snapshot are written, the
-    handler leaves :meth:`EventStream.live` in the scope's ``threadline.handoff`` extension and returns;
+    handler leaves :meth:`LiveStream.run` in the scope's ``threadline.handoff`` extension and returns;
     the request is logged and counted then, as set up. The live part writes with the server's own ``send``
     (the stack's wrappers only touch the response start). Measured with bench/streamer_fanout.py.
     """

@@ -11,7 +11,10 @@ KEEPALIVE = b": keepalive\n\n"
 
 def http_chunk(frame: bytes) -> bytes:
     """``frame`` as one HTTP/1.1 chunk of the chunked response, as uvicorn's ``send`` would write it: built
-    once per event and shared by every connection it is written to directly."""
+    once per event and shared by every connection it is written to directly. Never empty: an empty chunk
+    would end the response."""
+    if not frame:
+        raise ValueError("an empty frame would end the response")
     return b"%x\r\n%b\r\n" % (len(frame), frame)
 
 
