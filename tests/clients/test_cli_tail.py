@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,26 @@ class Tail:
         await wait_until(lambda: check(self), timeout=timeout)
 
     async def interrupt(self) -> int:
-        """Ctrl-C; the exit code."""
+        """Ctrl-C; the exit code. A process that has not ended 10 s later fails the test with what it was
+        doing (its Python stack, by py-spy) and the end of its stderr."""
         self.process.send_signal(signal.SIGINT)
-        return await asyncio.wait_for(self.process.wait(), 10)
+        try:
+            return await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            pid = self.process.pid
+            state = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}").exists() else "gone"
+            stack = "(no py-spy)"
+            py_spy = Path(sys.executable).parent / "py-spy"
+            if py_spy.exists():
+                dump = await asyncio.create_subprocess_exec(
+                    str(py_spy), "dump", "--pid", str(pid),
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
+                stack = (await dump.communicate())[0].decode(errors="replace")
+            raise AssertionError(
+                f"no exit 10 s after SIGINT; /proc status: {state[:400]}\n{stack}\n"
+                f"stderr: {self.stderr.text[-1500:]}"
+            ) from None
 
 
 @pytest.fixture

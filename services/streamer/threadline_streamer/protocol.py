@@ -27,6 +27,7 @@ from threadline_streamer.connection import CloseReason
 from threadline_streamer.fastpath import STREAM_HEADERS, Accepted, Answer, Connects, Job, plain_connect
 from threadline_streamer.stream import LiveStream
 from threadline_streamer.transport import AbortableHttpToolsProtocol
+from threadline_streamer.wire import http_chunk
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class StreamerHttpProtocol(AbortableHttpToolsProtocol):
             if not cycle.keep_alive:
                 head.append(b"connection: close\r\n")
             head.append(b"transfer-encoding: chunked\r\n\r\n")
-            head.append(b"%x\r\n%b\r\n" % (len(accepted.prelude), accepted.prelude))
+            head.append(http_chunk(accepted.prelude))
             cycle.response_started = cycle.chunked_encoding = True  # as uvicorn's send marks it
             cycle.waiting_for_100_continue = False
             self.transport.write(b"".join(head))
