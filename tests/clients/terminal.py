@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,19 @@ class Terminal:
         return json.loads(await self.ok(*args, "--json"))
 
     async def spawn(self, *args: str, **extra_env: str) -> asyncio.subprocess.Process:
-        """``threadline ARGS`` as a process of its own, stdout and stderr piped."""
+        """``threadline ARGS`` as a process of its own, stdout and stderr piped, with Ctrl-C (SIGINT) acting
+        as in a terminal: a suite started in the background (``cmd &`` without job control) ignores SIGINT,
+        every child inherits that, and Python then keeps ignoring it. Seen in CI: the tail tests' Ctrl-C did
+        nothing (py-spy showed the CLI idle in its event loop)."""
         return await asyncio.create_subprocess_exec(
             str(THREADLINE),
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**python_env(), **self.env, **extra_env},
+            preexec_fn=_default_sigint,
         )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
