@@ -1,14 +1,16 @@
-"""The stream tests run the real processes, with rate limits off (they post a lot) and short intervals."""
+"""The stream tests run the real processes, with rate limits off (they post a lot) and short intervals: one
+stack and one database for the package."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 
 from tests.support.api import Api, remote_api
-from tests.support.servers import SuiteServers
+from tests.support.servers import SuiteServers, create_database, database_name, drop_database
 from tests.support.stack import Stack, running_stack
 
 STREAM_ENV = {
@@ -18,14 +20,34 @@ STREAM_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(
+@pytest.fixture(scope="package")
+def database_url(servers: SuiteServers) -> Iterator[str]:
+    """One database for the package (``pool`` empties the tables after each test), as the stack is one."""
+    name = database_name("tests.streamer")
+    url = create_database(servers, name)
+    yield url
+    drop_database(servers, name)
+
+
+@pytest.fixture(scope="package")
+def package_stack(
     database_url: str, servers: SuiteServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     with running_stack(
         database_url, servers.redis_url, tmp_path_factory.mktemp("stack"), STREAM_ENV
     ) as started:
         yield started
+
+
+@pytest.fixture
+async def stack(package_stack: Stack) -> Stack:
+    """The package's stack (started once: seven module stacks cost 7-8 s each), its streamer started again
+    if an earlier test stopped it (test_stream_restarts kills it and sends it SIGTERM)."""
+    process = package_stack.processes["streamer"]
+    if process.exited() is not None:
+        process.start()
+        await asyncio.to_thread(process.wait_ready, 30)
+    return package_stack
 
 
 @pytest.fixture
