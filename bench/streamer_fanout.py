@@ -372,6 +372,8 @@ async def client_main(pipe: Pipe, port: int, work: Work, parallel: int) -> None:
             cpu_before = time.process_time()
             state["recording"] = True
             pipe.send("recording")
+        elif command == "count":
+            pipe.send(sum(stream.events for stream in streams))
         elif command == "stop":
             state["recording"] = False
             pipe.send(
@@ -573,6 +575,21 @@ async def run(args: argparse.Namespace) -> None:
     print(f"load average       {' '.join(f'{x:.2f}' for x in os.getloadavg())} (end)")
 
 
+async def stragglers(clients: list[tuple[multiprocessing.Process, Pipe]], limit: float = 15.0) -> None:
+    """Wait until the clients have received nothing new for a second (at most ``limit`` s): under overload
+    events arrive late, and a fixed wait counted them as missing."""
+    last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for _, pipe in clients:
+            pipe.send("count")
+        total = sum([await asyncio.to_thread(pipe.recv) for _, pipe in clients])
+        if total != last:
+            last, quiet_since = total, time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            return
+        await asyncio.sleep(0.25)
+
+
 async def fanout(
     args: argparse.Namespace,
     database_url: str,
@@ -596,7 +613,7 @@ async def fanout(
     committed, write_seconds, late = await commit_at_rate(
         database_url, conversation_ids, rate, args.seconds, args.writers, durations, acknowledged
     )
-    await asyncio.sleep(1.0)  # stragglers
+    await stragglers(clients)
     cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
     machine, pg_cpu = machine_busy() - machine_before, tree_cpu(postgres_pid) - pg_before
     for _, pipe in clients:
