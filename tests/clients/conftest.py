@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from tests.support.api import Api, Persona, remote_api
-from tests.support.servers import SuiteServers, create_database, database_name, drop_database
+from tests.support.servers import SuiteServers, package_database
 from tests.support.stack import Stack, running_stack
 from threadline_client import ThreadlineClient
 
@@ -32,10 +32,7 @@ CLIENT_STACK_ENV = {
 
 @pytest.fixture(scope="package")
 def database_url(servers: SuiteServers) -> Iterator[str]:
-    name = database_name("tests.clients")
-    url = create_database(servers, name)
-    yield url
-    drop_database(servers, name)
+    yield from package_database(servers, "tests.clients")
 
 
 @pytest.fixture(scope="package")

@@ -22,7 +22,7 @@ from tests.clients.terminal import Terminal
 from tests.support.api import PASSWORD, Api
 from tests.support.conversations import add_participant, create_conversation
 from tests.support.messages import post_root
-from tests.support.stack import Stack
+from tests.support.stack import Stack, start_again
 from tests.support.traffic import last_seq, post_replies, visible_seqs, wait_until
 from threadline_client import ThreadlineClient
 from threadline_devstack.services import ServiceProcess
@@ -36,11 +36,7 @@ LIVE_ENV = {"TTY_COMPATIBLE": "1", "COLUMNS": "160"}  # rich draws its Live view
 @pytest.fixture(autouse=True)
 async def streamer(stack: Stack) -> ServiceProcess:
     """The stack's streamer, started again if a test killed it."""
-    process = stack.processes["streamer"]
-    if process.exited() is not None:
-        process.start()
-        await asyncio.to_thread(process.wait_ready, 30)
-    return process
+    return await start_again(stack.processes["streamer"])
 
 
 @dataclass

@@ -3,15 +3,14 @@ stack and one database for the package."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 
 from tests.support.api import Api, remote_api
-from tests.support.servers import SuiteServers, create_database, database_name, drop_database
-from tests.support.stack import Stack, running_stack
+from tests.support.servers import SuiteServers, package_database
+from tests.support.stack import Stack, running_stack, start_again
 
 STREAM_ENV = {
     "THREADLINE_RATE_LIMIT_ENABLED": "false",
@@ -23,10 +22,7 @@ STREAM_ENV = {
 @pytest.fixture(scope="package")
 def database_url(servers: SuiteServers) -> Iterator[str]:
     """One database for the package (``pool`` empties the tables after each test), as the stack is one."""
-    name = database_name("tests.streamer")
-    url = create_database(servers, name)
-    yield url
-    drop_database(servers, name)
+    yield from package_database(servers, "tests.streamer")
 
 
 @pytest.fixture(scope="package")
@@ -43,10 +39,7 @@ def package_stack(
 async def stack(package_stack: Stack) -> Stack:
     """The package's stack (started once: seven module stacks cost 7-8 s each), its streamer started again
     if an earlier test stopped it (test_stream_restarts kills it and sends it SIGTERM)."""
-    process = package_stack.processes["streamer"]
-    if process.exited() is not None:
-        process.start()
-        await asyncio.to_thread(process.wait_ready, 30)
+    await start_again(package_stack.processes["streamer"])
     return package_stack
 
 

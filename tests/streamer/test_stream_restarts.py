@@ -16,25 +16,17 @@ from tests.support.api import Api
 from tests.support.conversations import add_participant, create_conversation
 from tests.support.messages import post_root
 from tests.support.sse import open_stream
-from tests.support.stack import Stack
+from tests.support.stack import Stack, start_again
 from tests.support.traffic import following, last_seq, post_replies, visible_seqs
 from threadline_devstack.services import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 
 
-async def start(process: ServiceProcess) -> None:
-    process.start()
-    await asyncio.to_thread(process.wait_ready, 30)
-
-
-@pytest.fixture(autouse=True)
-async def streamer(stack: Stack) -> ServiceProcess:
-    """The stack's streamer, started again if an earlier test stopped it."""
-    process = stack.processes["streamer"]
-    if process.exited() is not None:
-        await start(process)
-    return process
+@pytest.fixture
+def streamer(stack: Stack) -> ServiceProcess:
+    """The stack's streamer (the ``stack`` fixture has started it again if an earlier test stopped it)."""
+    return stack.processes["streamer"]
 
 
 def popen(process: ServiceProcess) -> int:
@@ -62,7 +54,7 @@ async def test_after_a_kill_9_clients_resume_on_a_new_streamer_and_miss_nothing(
             await asyncio.to_thread(streamer.proc.wait, 10)
             killed_at = time.monotonic()
             await asyncio.sleep(0.5)  # writes go on while no streamer runs
-            await start(streamer)
+            await start_again(streamer)
             restarted_at = time.monotonic()
             posted = await writing
         expected = await visible_seqs(pool, conversation, bob, begin)

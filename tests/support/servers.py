@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,15 @@ def create_database(servers: SuiteServers, name: str, *, template: str | None = 
 
 def drop_database(servers: SuiteServers, name: str) -> None:
     asyncio.run(_admin(servers, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def package_database(servers: SuiteServers, package: str) -> Iterator[str]:
+    """The body of a package-scoped ``database_url`` fixture: one database for a package whose tests share a
+    stack (``pool`` empties its tables after each test)."""
+    name = database_name(package)
+    url = create_database(servers, name)
+    yield url
+    drop_database(servers, name)
 
 
 async def reset_database(conn: asyncpg.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -78,6 +79,14 @@ def running_stack(
         yield stack
     finally:
         stack.stop()
+
+
+async def start_again(process: ServiceProcess) -> ServiceProcess:
+    """``process`` running: started again (and ready) if an earlier test killed or stopped it."""
+    if process.exited() is not None:
+        process.start()
+        await asyncio.to_thread(process.wait_ready, 30)
+    return process
 
 
 def python_env() -> dict[str, str]:
