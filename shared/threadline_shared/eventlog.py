@@ -1,10 +1,12 @@
 """The event-log writer: the only place durable events are written (contract 6.4, DESIGN 2).
 
-Call :func:`append_events` inside the transaction that changes state. It takes the conversation's next
-sequence numbers with ``UPDATE conversations SET last_seq = last_seq + n ... RETURNING`` (the row lock held to
-commit serialises writers of one conversation, so numbers are gapless and commit-ordered), inserts the rows
-with the envelope JSON encoded once, and queues ``NOTIFY tl_events, '<conversation_id>:<top seq>'``, which
-PostgreSQL delivers on commit and drops on rollback. The notification carries ids only, never rows.
+Call :func:`append_events` inside the transaction that changes state. It calls the database's
+``tl_append_events`` (db migration 0002), which takes the conversation's next sequence numbers with
+``UPDATE conversations SET last_seq = last_seq + n ... RETURNING`` (the row lock held to commit serialises
+writers of one conversation, so numbers are gapless and commit-ordered), inserts the rows with the envelope
+JSON encoded once, and queues ``NOTIFY tl_events, '<conversation_id>:<top seq>'``, which PostgreSQL delivers
+on commit and drops on rollback. The notification carries ids only, never rows. A post writes its events
+with the same function, from inside ``tl_post_message``.
 """
 
 from __future__ import annotations
@@ -19,23 +21,8 @@ from threadline_shared.db import Conn
 
 EVENTS_CHANNEL = "tl_events"
 
-# One round trip: take the numbers (the counter row lock is held to commit), insert the rows in order with
-# created_at = clock_timestamp() after the lock, and queue the doorbell with the new top.
-_APPEND = """
-WITH top AS (
-    UPDATE conversations
-    SET last_seq = last_seq + $2,
-        last_activity_at = greatest(last_activity_at, coalesce($7::timestamptz, last_activity_at))
-    WHERE id = $1
-    RETURNING last_seq
-), inserted AS (
-    INSERT INTO event_log (conversation_id, seq, type, envelope, audience_user_id)
-    SELECT $1, top.last_seq - $2 + e.n, e.type, e.envelope, e.audience
-    FROM top, unnest($3::text[], $4::text[], $5::uuid[]) WITH ORDINALITY AS e(type, envelope, audience, n)
-    ORDER BY e.n
-)
-SELECT top.last_seq, pg_notify($6, $1::text || ':' || top.last_seq::text) FROM top
-"""
+# One round trip: the database's own writer (db migration 0002), which tl_post_message uses as well.
+_APPEND = "SELECT tl_append_events($1, $2::text[], $3::text[], $4::uuid[], $5, $6)"
 
 
 class EventLike(Protocol):
@@ -82,17 +69,15 @@ async def append_events(
         return []
     if not conn.is_in_transaction():
         raise RuntimeError("append_events must run inside the transaction of the state change")
-    row = await conn.fetchrow(
+    top: int | None = await conn.fetchval(
         _APPEND,
         conversation_id,
-        len(entries),
         [str(entry.event.type) for entry in entries],
         [entry.event.to_json().decode() for entry in entries],
         [entry.audience_user_id for entry in entries],
         EVENTS_CHANNEL,
         activity_at,
     )
-    if row is None:
+    if top is None:
         raise ConversationNotFound(str(conversation_id))
-    top: int = row["last_seq"]
     return list(range(top - len(entries) + 1, top + 1))

@@ -14,6 +14,9 @@ from threadline_shared.errors import Forbidden, NotFound
 _MEMBERSHIP = """
 SELECT role, joined_at FROM participants WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
 """
+NOT_PARTICIPANT = "not a participant of this conversation"
+VIEWERS_CANNOT_WRITE = "viewers cannot write"
+MESSAGE_NOT_FOUND = "message not found"
 WRITER_ROLES = frozenset({"owner", "admin", "member"})
 MANAGER_ROLES = frozenset({"owner", "admin"})
 
@@ -38,13 +41,13 @@ async def access_conversation(conn: Conn | asyncpg.Pool, conversation_id: UUID, 
     """The caller's active membership; 403 when not a participant (an unknown conversation included)."""
     row = await conn.fetchrow(_MEMBERSHIP, conversation_id, user_id)
     if row is None:
-        raise Forbidden("not a participant of this conversation")
+        raise Forbidden(NOT_PARTICIPANT)
     return Membership(user_id, conversation_id, row["role"], row["joined_at"])
 
 
 def require_writer(membership: Membership) -> None:
     if not membership.is_writer:
-        raise Forbidden("viewers cannot write")
+        raise Forbidden(VIEWERS_CANNOT_WRITE)
 
 
 def require_manager(membership: Membership) -> None:
@@ -68,9 +71,9 @@ async def message_and_membership(
     message is unknown, else 403 when the caller is not a participant."""
     row = await conn.fetchrow(_MESSAGE_AND_MEMBERSHIP, message_id, user_id)
     if row is None:
-        raise NotFound("message not found")
+        raise NotFound(MESSAGE_NOT_FOUND)
     if row["participant_role"] is None:
-        raise Forbidden("not a participant of this conversation")
+        raise Forbidden(NOT_PARTICIPANT)
     role, joined_at = row["participant_role"], row["participant_joined_at"]
     return row, Membership(user_id, row["conversation_id"], role, joined_at)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +19,7 @@ from threadline_api.messages.access import (
     require_message_permission,
     require_writer,
 )
-from threadline_api.messages.posting import MAX_DEPTH, post_message
+from threadline_api.messages.posting import MAX_DEPTH, TOO_DEEP, Posted, post_message
 from threadline_api.messages.posting_limit import check_posting_limit
 from threadline_api.messages.views import message_view, thread_summary, unread_entry
 from threadline_shared.auth import principal_of
@@ -43,6 +42,7 @@ from threadline_shared.dto.messages import (
 )
 from threadline_shared.errors import NotFound, ValidationFailed
 from threadline_shared.eventlog import append_events
+from threadline_shared.limiter import Limiter
 from threadline_shared.params import path_uuid, query_int, read_json
 from threadline_shared.responses import model_response, no_content
 from threadline_shared.routes import ApiRoute, Doc
@@ -67,59 +67,68 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _post(
-    request: Request, conversation_id: UUID, parent: asyncpg.Record | None, content: str, role: str
-) -> asyncpg.Record:
-    """The common tail of root and reply, after their own checks: the posting limit (checked last), the
-    write in one transaction, then clearing the author's typing after commit (5.3, 7.3)."""
-    principal = principal_of(request)
-    await check_posting_limit(request, conversation_id, principal.user_id)
-    async with request.state.pool.acquire() as conn, conn.transaction():
-        posted = await post_message(
-            conn,
-            conversation_id=conversation_id,
-            author_id=principal.user_id,
-            parent=parent,
-            content=content,
-            role=role,
-            unread_fanout_max=_settings(request).unread_fanout_max_participants,
-        )
-    await request.app.state.after_post(request, conversation_id, principal.user_id)
-    return posted.message
+async def _limit_post(request: Request, conversation_id: UUID | None, parent_id: UUID | None) -> None:
+    """The posting limit, checked after every other check of the route (8.7): with limiting on, those checks
+    run here first (one query), then the limit; ``tl_post_message`` checks again as it writes. With limiting
+    off, this is nothing and the post is one round trip."""
+    limiter: Limiter = request.state.limiter
+    if not limiter.enabled:
+        return
+    user_id, pool = principal_of(request).user_id, request.state.pool
+    if parent_id is None:
+        assert conversation_id is not None
+        require_writer(await access_conversation(pool, conversation_id, user_id))
+    else:
+        parent, membership = await message_and_membership(pool, parent_id, user_id)
+        conversation_id = parent["conversation_id"]
+        require_writer(membership)
+        if parent["depth"] + 1 > MAX_DEPTH:
+            raise ValidationFailed.for_field("parent_id", TOO_DEEP)
+    await check_posting_limit(request, conversation_id, user_id)
+
+
+async def _post(request: Request, conversation_id: UUID | None, parent_id: UUID | None) -> Posted:
+    """A root (``parent_id`` None) or a reply: the body's checks, the posting limit, the post (its access
+    checks and its write in one statement), then clearing the author's typing after commit (5.3, 7.3)."""
+    body: PostRootMessageRequest | ReplyMessageRequest
+    if parent_id is None:
+        body = await read_json(request, PostRootMessageRequest)
+    else:
+        body = await read_json(request, ReplyMessageRequest)
+    _storable(content=body.content)
+    await _limit_post(request, conversation_id, parent_id)
+    author_id = principal_of(request).user_id
+    posted = await post_message(
+        request.state.pool,
+        conversation_id=conversation_id,
+        parent_id=parent_id,
+        author_id=author_id,
+        content=body.content,
+        role=body.role.value,
+        unread_fanout_max=_settings(request).unread_fanout_max_participants,
+    )
+    await request.app.state.after_post(request, posted.conversation_id, author_id)
+    return posted
 
 
 async def post_root(request: Request) -> Response:
     conversation_id = path_uuid(request, "conversation_id")
-    body = await read_json(request, PostRootMessageRequest)
-    _storable(content=body.content)
-    principal = principal_of(request)
-    require_writer(await access_conversation(request.state.pool, conversation_id, principal.user_id))
-    message = await _post(request, conversation_id, None, body.content, body.role.value)
-    message_id = message["id"]
+    posted = await _post(request, conversation_id, None)
     response = PostRootMessageResponse(
-        message_id=message_id, root_id=message_id, conversation_id=conversation_id, depth=1
+        message_id=posted.message_id, root_id=posted.message_id, conversation_id=conversation_id, depth=1
     )
     return model_response(response, 201)
 
 
 async def reply(request: Request) -> Response:
     parent_id = path_uuid(request, "parent_id")
-    body = await read_json(request, ReplyMessageRequest)
-    _storable(content=body.content)
-    principal = principal_of(request)
-    pool = request.state.pool
-    parent, membership = await message_and_membership(pool, parent_id, principal.user_id)
-    conversation_id = parent["conversation_id"]
-    require_writer(membership)
-    if parent["depth"] + 1 > MAX_DEPTH:
-        raise ValidationFailed.for_field("parent_id", f"a thread is at most {MAX_DEPTH} levels deep")
-    message = await _post(request, conversation_id, parent, body.content, body.role.value)
+    posted = await _post(request, None, parent_id)
     response = ReplyMessageResponse(
-        message_id=message["id"],
-        root_id=message["root_id"],
-        conversation_id=conversation_id,
+        message_id=posted.message_id,
+        root_id=posted.root_id,
+        conversation_id=posted.conversation_id,
         parent_id=parent_id,
-        depth=message["depth"],
+        depth=posted.depth,
     )
     return model_response(response, 201)
 
