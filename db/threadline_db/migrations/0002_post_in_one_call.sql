@@ -178,8 +178,7 @@ BEGIN
                    (SELECT count(*) FROM messages m
                      WHERE m.root_id = root AND m.deleted_at IS NULL
                        AND m.author_user_id IS DISTINCT FROM p.user_id
-                       AND m.created_at > p.joined_at
-                       AND (w.read_at IS NULL OR m.created_at > w.read_at)) AS unread
+                       AND m.created_at > greatest(p.joined_at, w.read_at)) AS unread
             FROM participants p
             LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = root
             WHERE p.conversation_id = conversation AND p.left_at IS NULL
