@@ -34,12 +34,11 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from threadline_presence.service import PresenceService
-from threadline_shared.auth import bearer_token
 from threadline_shared.dto.enums import PresenceStatus
+from threadline_shared.leanpath import plain_request
 from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord, own_headers
-from threadline_shared.params import is_json
 from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
 from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.sessions import SessionService, lookup_rows
@@ -73,39 +72,6 @@ def parse_status(body: bytes) -> PresenceStatus | None:
         return None
     status = data.get("status")
     return STATUSES.get(status) if status is None or isinstance(status, str) else None
-
-
-def plain_request(scope: Scope) -> tuple[str, bytes | None] | None:
-    """``(bearer token, X-Request-ID)`` when the request's headers allow the fast path, else None. A body
-    without a JSON ``Content-Type`` (415), a repeated header and anything unusual go the full way."""
-    token: str | None = None
-    request_id: bytes | None = None
-    length = 0
-    json_body = False
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if token is not None:
-                return None
-            token = bearer_token(value)
-            if token is None:
-                return None
-        elif name == b"content-length":
-            if not value.isdigit() or int(value) > MAX_BODY_BYTES:
-                return None
-            length = int(value)
-        elif name == b"content-type":
-            if json_body or not is_json(value.decode("latin-1")):
-                return None
-            json_body = True
-        elif name in (b"origin", b"transfer-encoding"):
-            return None
-        elif name == b"x-request-id":
-            if request_id is not None:
-                return None
-            request_id = bytes(value)
-    if token is None or (length and not json_body):
-        return None
-    return token, request_id
 
 
 class Heartbeats:
@@ -208,7 +174,7 @@ class HeartbeatFastPath:
         self.heartbeats = heartbeats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        plain = plain_request(scope) if self.heartbeats.candidate(scope) else None
+        plain = plain_request(scope, MAX_BODY_BYTES) if self.heartbeats.candidate(scope) else None
         if plain is None:
             await self.app(scope, receive, send)
             return

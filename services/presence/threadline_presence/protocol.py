@@ -20,16 +20,16 @@ from typing import cast
 
 from starlette.types import Scope
 from uvicorn._types import ASGI3Application
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from threadline_presence.fastpath import (
     MAX_BODY_BYTES,
     Answer,
     Heartbeats,
     parse_status,
-    plain_request,
 )
-from threadline_shared.middleware import Headers, own_headers
+from threadline_shared.leanpath import plain_request, write_response
+from threadline_shared.middleware import own_headers
 from threadline_shared.server import app_state
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class PresenceHttpProtocol(HttpToolsProtocol):
         scope = cast(Scope, cycle.scope)
         future: asyncio.Future[Answer] | None = None
         try:
-            plain = plain_request(scope)
+            plain = plain_request(scope, MAX_BODY_BYTES)
             given_request_id = plain[1] if plain is not None else None
             status = None
             if plain is not None and not cycle.more_body and len(cycle.body) <= MAX_BODY_BYTES:
@@ -77,29 +77,9 @@ class PresenceHttpProtocol(HttpToolsProtocol):
                 super()._start_asgi_task(cycle, app)
                 return
             headers, request_id = own_headers(rate_limit, given_request_id)
-            self._respond(cycle, headers)
+            write_response(self, cycle, 204, headers)
         except Exception:  # a callback's exception would only be logged: close rather than leave it hanging
             log.exception("heartbeat answer failed; closing the connection")
             self.transport.close()
             return
         heartbeats.finished(request_id, started)
-
-    def _respond(self, cycle: RequestResponseCycle, headers: Headers) -> None:
-        """Write the 204 and complete the cycle, as uvicorn's ``send`` does for a bodiless response."""
-        head = [STATUS_LINE[204]]
-        for name, value in (*cycle.default_headers, *headers):
-            head += [name, b": ", value, b"\r\n"]
-        if not cycle.keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        cycle.response_started = cycle.response_complete = True
-        # A lost connection flags only its newest cycle (maybe a pipelined one): ask the transport too.
-        if cycle.disconnected or self.transport.is_closing():
-            return
-        # Unlike uvicorn's send this does not wait while writing is paused: the response is a few hundred
-        # bytes, and the next request on the connection is started only once this one is answered.
-        self.transport.write(b"".join(head))
-        cycle.message_event.set()
-        if not cycle.keep_alive:
-            self.transport.close()
-        cycle.on_response()

@@ -297,14 +297,39 @@ class RedisPresenceStore:
         return key.update(int(expires_at)), bool(existed)
 
     async def clear_typing(self, conversation_id: UUID, user_id: UUID) -> list[TypingUpdate]:
-        keys = [typing_key(conversation_id), TYPING_DEADLINES]
-        args = [str(user_id), str(conversation_id), self._now_arg()]
-        now, *roots = await self._run(lambda: self._clear_typing(keys=keys, args=args))
-        removed = sorted(
-            (TypingKey.from_field(conversation_id, f"{user_id}/{_text(root)}") for root in roots),
-            key=lambda entry: entry.field,
-        )
-        return [entry.update(int(now)) for entry in removed]
+        return await self.clear_typing_many([(conversation_id, user_id)])
+
+    async def clear_typing_many(self, pairs: Sequence[tuple[UUID, UUID]]) -> list[TypingUpdate]:
+        """:meth:`clear_typing` for many ``(conversation_id, user_id)`` at once, in one pipeline; the stops
+        of all of them, pair by pair."""
+        if not pairs:
+            return []
+        now_arg = self._now_arg()
+
+        def keys(conversation_id: UUID) -> list[str]:
+            return [typing_key(conversation_id), TYPING_DEADLINES]
+
+        def args(conversation_id: UUID, user_id: UUID) -> list[str]:
+            return [str(user_id), str(conversation_id), now_arg]
+
+        async def run() -> list[Any]:
+            if len(pairs) == 1:
+                (conversation_id, user_id), *_ = pairs
+                return [await self._clear_typing(keys(conversation_id), args(conversation_id, user_id))]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for conversation_id, user_id in pairs:
+                    await self._clear_typing(keys(conversation_id), args(conversation_id, user_id), pipe)
+                results: list[Any] = await pipe.execute()
+                return results
+
+        stops: list[TypingUpdate] = []
+        for (conversation_id, user_id), (now, *roots) in zip(pairs, await self._run(run), strict=True):
+            removed = sorted(
+                (TypingKey.from_field(conversation_id, f"{user_id}/{_text(root)}") for root in roots),
+                key=lambda entry: entry.field,
+            )
+            stops += [entry.update(int(now)) for entry in removed]
+        return stops
 
     async def due_typing(self, limit: int) -> list[TypingKey]:
         members = await self._run(lambda: self._due(keys=[TYPING_DEADLINES], args=[limit, self._now_arg()]))
