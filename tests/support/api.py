@@ -18,6 +18,7 @@ import httpx
 
 from tests.support.http import serve_app
 from threadline_api.app import create_app
+from threadline_api.protocol import ApiHttpProtocol
 from threadline_api.settings import ApiSettings
 from threadline_shared.clock import FakeClock
 from threadline_shared.db import QueryLogger
@@ -112,5 +113,5 @@ async def running_api(
     assert isinstance(settings, ApiSettings)
     clock = FakeClock(datetime.now(UTC))
     app = create_app(settings, clock=clock, query_observer=query_observer)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve_app(app, http=ApiHttpProtocol) as url, httpx.AsyncClient(base_url=url) as http:
         yield Api(url, clock, settings, http)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from threadline_api.app import SERVICE, create_app
+from threadline_api.protocol import ApiHttpProtocol
 from threadline_api.settings import ApiSettings
 from threadline_shared.server import load_settings, serve
 
@@ -10,7 +11,7 @@ from threadline_shared.server import load_settings, serve
 def main() -> None:
     settings = load_settings(ApiSettings, SERVICE)
     assert isinstance(settings, ApiSettings)
-    serve(create_app(settings), settings, SERVICE)
+    serve(create_app(settings), settings, SERVICE, http_protocol=ApiHttpProtocol)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from threadline_api.accounts import login, users
 from threadline_api.conversations import routes as conversation_routes
 from threadline_api.messages import cancel as cancel_routes
 from threadline_api.messages import routes as message_routes
+from threadline_api.messages.fastpath import Posts
 from threadline_api.passwords import Passwords
 from threadline_api.ratelimits import routes as ratelimit_routes
 from threadline_api.settings import ApiSettings
@@ -99,4 +100,5 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.passwords = Passwords(settings.password_hashing)
     app.state.after_post = clear_author_typing
+    app.state.posts = Posts(SERVICE, app.state)
     return app

@@ -1,0 +1,320 @@
+"""The posts' lean path: ``POST /api/threads/{conversation_id}/root`` and
+``POST /api/messages/{parent_id}/reply`` answered below Starlette, with micro-batched I/O, because
+posting is the busiest write of the api.
+
+Measured (bench/api_posts.py, 32 clients, 2 api processes, once a post was one SQL statement): through
+uvicorn's ASGI cycle, Starlette, the middleware, the route guard and the handler, a post cost the api about
+1.6 ms of CPU, and the api was half of the machine's CPU at 626 posts/s. The lean path keeps the same rules
+and shares the round trips the requests have in common: the posts that arrive in one loop turn are a batch,
+with one SQL query for their sessions, one rate-limit script call for their HTTP limits, and (with limiting
+on) one query for the route's checks and one script call for their posting limits, then each post's own
+statement (``tl_post_message``, run concurrently), then one pipeline that clears the authors' typing.
+
+It takes only the plain case and answers it exactly as the full application would (same status, body,
+headers, metrics and access-log line): a bearer token whose verification writes nothing, no ``Origin``, a
+JSON body that parses into the route's request model, a post that every check allows. Anything else (a
+cookie, a bad body, a 401/403/404/413/415/422/423/429, a session whose ``last_seen_at`` is due) goes to the
+full application, which gives the one canonical answer. A refused post writes nothing, so the full path can
+check it again; rate-limit decisions already made go with the request (``DECIDED``), and a posting-limit
+denial changes no bucket, so nothing is charged twice. Every api test that posts with a bearer token runs
+through this path (tests/support/api serves the api with its own protocol, as ``threadline-api`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import orjson
+from prometheus_client import Counter
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from starlette.datastructures import State
+from starlette.types import Scope
+
+from threadline_api.messages.posting import MAX_DEPTH, Posted, post_message
+from threadline_shared.dto.base import parse_uuid
+from threadline_shared.dto.messages import (
+    PostRootMessageRequest,
+    PostRootMessageResponse,
+    ReplyMessageRequest,
+    ReplyMessageResponse,
+)
+from threadline_shared.errors import ApiError
+from threadline_shared.limiter import Decision, Limiter
+from threadline_shared.microbatch import MicroBatcher
+from threadline_shared.middleware import Headers, RequestRecord
+from threadline_shared.presence.posting import clear_typing_after_posts
+from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
+from threadline_shared.ratelimit.rules import POSTING_PROFILE, RuleBook
+from threadline_shared.sessions import SessionService, lookup_rows
+
+log = logging.getLogger(__name__)
+
+FAST_POSTS = Counter(
+    "threadline_api_fast_posts_total",
+    "Posts answered by the lean path (the others went through the full application)",
+)
+ROOT_ROUTE = "/api/threads/{conversation_id}/root"
+REPLY_ROUTE = "/api/messages/{parent_id}/reply"
+_ROOT_PATH = re.compile(r"/api/threads/([^/]+)/root")
+_REPLY_PATH = re.compile(r"/api/messages/([^/]+)/reply")
+MAX_BODY_BYTES = 16 * 1024
+"""Larger bodies (long messages) go the full way."""
+LOOKUP_TIMEOUT_SECONDS = 2.0
+DECLINED = "threadline.post_declined"
+"""Scope key set once the lean path has handed a request on, so that it is not tried twice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    token: str
+    path: str
+    conversation_id: UUID | None  # a root's
+    parent_id: UUID | None  # a reply's
+    content: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A post made here: its response headers (the rate limit's) and body. None in its place means the full
+    application answers, with the decision made here, if any (``Declined``)."""
+
+    headers: Headers
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Declined:
+    decision: Decision | None = None
+
+
+def target(scope: Scope) -> tuple[UUID | None, UUID | None] | None:
+    """``(conversation_id, None)`` of a root post, ``(None, parent_id)`` of a reply, or None (not a post,
+    or an id the full path refuses with 400)."""
+    for pattern, is_root in ((_ROOT_PATH, True), (_REPLY_PATH, False)):
+        match = pattern.fullmatch(scope["path"])
+        if match is not None:
+            try:
+                target_id = parse_uuid(match[1])
+            except ValueError:
+                return None
+            return (target_id, None) if is_root else (None, target_id)
+    return None
+
+
+def parse_post(body: bytes, is_root: bool) -> tuple[str, str] | None:
+    """``(content, role)`` of a body the route accepts and can store; None = let the full application parse
+    it (and answer 400/422)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        parsed = (PostRootMessageRequest if is_root else ReplyMessageRequest).model_validate(data)
+    except ValidationError:
+        return None
+    if "\x00" in parsed.content:
+        return None
+    return parsed.content, parsed.role.value
+
+
+class Posts:
+    """The lean path's rules and batches, served below ASGI by
+    :class:`threadline_api.protocol.ApiHttpProtocol`."""
+
+    def __init__(self, service: str, app_state: State) -> None:
+        """``app_state``: the application's state (its ``settings``, ``clock`` and ``after_post``)."""
+        self.app_state = app_state
+        self.sessions: SessionService | None = None
+        self.limiter: Limiter | None = None
+        self.rules: RuleBook | None = None
+        self.redis: Redis | None = None
+        self._jobs: MicroBatcher[Job, Answer | Declined] = MicroBatcher(self._run, max_in_flight=2)
+        self._records = {
+            True: RequestRecord(service, "POST", ROOT_ROUTE, 201),
+            False: RequestRecord(service, "POST", REPLY_ROUTE, 201),
+        }
+
+    @staticmethod
+    def candidate(scope: Scope) -> bool:
+        """Whether the lean path may look at the request (the rest always goes the full way)."""
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and "state" in scope
+            and DECLINED not in scope
+            and scope["path"].endswith(("/root", "/reply"))
+        )
+
+    def submit(
+        self, scope: Scope, token: str, job_target: tuple[UUID | None, UUID | None], body: bytes
+    ) -> asyncio.Future[Answer | Declined] | None:
+        """Queue the post for the next batch (read the future with :meth:`outcome`); None when its body is
+        not for the lean path."""
+        conversation_id, parent_id = job_target
+        parsed = parse_post(body, parent_id is None)
+        if parsed is None:
+            return None
+        state = scope["state"]
+        if self.sessions is None or self.sessions.pool is not state["pool"]:  # first request, or new lifespan
+            self.sessions = SessionService(state["pool"], self.app_state.settings, self.app_state.clock)
+            self.limiter, self.rules, self.redis = state["limiter"], state["rules"], state["redis"]
+        return self._jobs.enqueue(Job(token, scope["path"], conversation_id, parent_id, *parsed))
+
+    @staticmethod
+    def outcome(scope: Scope, future: asyncio.Future[Answer | Declined]) -> Answer | None:
+        """The answer from a done :meth:`submit` future, or None (and :data:`DECLINED` set) when the full
+        application has to answer; a failed batch is such a case: the full path meets the same failure and
+        answers it (503, ...)."""
+        failed = future.cancelled() or future.exception() is not None
+        result = Declined() if failed else future.result()
+        if isinstance(result, Answer):
+            return result
+        scope[DECLINED] = True
+        if result.decision is not None:
+            scope[DECIDED] = result.decision
+        return None
+
+    def finished(self, scope: Scope, request_id: bytes, started: float) -> None:
+        """Count and log a post answered here, as the full application's middleware would."""
+        self._records[scope["path"].endswith("/root")].finished(scope["path"], request_id, started)
+        FAST_POSTS.inc()
+
+    async def _run(self, jobs: Sequence[Job]) -> list[Answer | Declined]:
+        """One batch: the sessions, the HTTP limits, the posting limits (with the route's checks first), the
+        posts, then the authors' typing."""
+        assert self.sessions is not None and self.rules is not None
+        assert self.limiter is not None and self.redis is not None
+        pool = self.sessions.pool
+        async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # else a stuck query would hold every post
+            rows = await lookup_rows(pool, [job.token for job in jobs])
+        answers: list[Answer | Declined] = [Declined()] * len(jobs)
+        users: dict[int, UUID] = {}  # job index -> author, for settled sessions
+        for index, row in enumerate(rows):
+            if self.sessions.settled(row):
+                assert row is not None
+                users[index] = row["user_id"]
+        decisions = await decide_http_limits(  # fails open by itself
+            self.rules,
+            self.limiter,
+            "POST",
+            [(jobs[index].path, user_id) for index, user_id in users.items()],
+        )
+        passed: dict[int, Decision | None] = {}
+        for index, decision in zip(users, decisions, strict=True):
+            if decision is not None and not decision.allowed:
+                answers[index] = Declined(decision)  # the full application answers the 429
+            else:
+                passed[index] = decision
+        if self.limiter.enabled:
+            passed = await self._posting_limits(jobs, users, passed, answers)
+        posted = await asyncio.gather(*(self._post(jobs[index], users[index]) for index in passed))
+        made: list[tuple[UUID, UUID]] = []
+        for (index, decision), post in zip(passed.items(), posted, strict=True):
+            if post is None:
+                answers[index] = Declined(decision)
+                continue
+            made.append((post.conversation_id, users[index]))
+            answers[index] = Answer(
+                decision.header_pairs() if decision is not None else [], _body(jobs[index], post)
+            )
+        await clear_typing_after_posts(self.redis, made)  # never raises
+        return answers
+
+    async def _posting_limits(
+        self,
+        jobs: Sequence[Job],
+        users: dict[int, UUID],
+        passed: dict[int, Decision | None],
+        answers: list[Answer | Declined],
+    ) -> dict[int, Decision | None]:
+        """The posting limit comes after every other check of the route (8.7): those checks first (a refusal
+        goes to the full path, which answers it), then one script call for the posts' buckets."""
+        assert self.sessions is not None and self.rules is not None and self.limiter is not None
+        conversations = await self._conversations(jobs, users, passed)
+        allowed = {index: passed[index] for index in conversations}
+        for index in passed.keys() - conversations.keys():
+            answers[index] = Declined(passed[index])
+        rate = self.rules.posting_rate()
+        decisions = await self.limiter.check_many(
+            [(POSTING_PROFILE, f"post:{conversations[i]}", f"u:{users[i]}", rate) for i in allowed]
+        )
+        for index, decision in zip(list(allowed), decisions, strict=True):
+            if decision is not None and not decision.allowed:  # a denial changes no bucket: the full path
+                answers[index] = Declined(allowed.pop(index))  # checks again and answers the 429
+        return allowed
+
+    async def _conversations(
+        self, jobs: Sequence[Job], users: dict[int, UUID], passed: dict[int, Decision | None]
+    ) -> dict[int, UUID]:
+        """The conversation of each post that passes the route's checks (403/404/422 would not)."""
+        assert self.sessions is not None
+        pool = self.sessions.pool
+        async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+            rows = await pool.fetch(
+                _CHECKS,
+                [jobs[i].conversation_id or jobs[i].parent_id for i in passed],
+                [jobs[i].parent_id is not None for i in passed],
+                [users[i] for i in passed],
+            )
+        found = {row["n"] - 1: row for row in rows}
+        conversations: dict[int, UUID] = {}
+        for position, index in enumerate(passed):
+            row = found.get(position)
+            if row is not None and row["role"] not in (None, "viewer") and row["depth"] < MAX_DEPTH:
+                conversations[index] = row["conversation_id"]
+        return conversations
+
+    async def _post(self, job: Job, author_id: UUID) -> Posted | None:
+        """The post, or None when the full application has to answer (a refusal, which wrote nothing)."""
+        assert self.sessions is not None
+        try:
+            return await post_message(
+                self.sessions.pool,
+                conversation_id=job.conversation_id,
+                parent_id=job.parent_id,
+                author_id=author_id,
+                content=job.content,
+                role=job.role,
+                unread_fanout_max=self.app_state.settings.unread_fanout_max_participants,
+            )
+        except ApiError:
+            return None
+
+
+# The route's checks for a batch of posts, by position: the conversation, the caller's role in it (NULL when
+# not a participant) and the parent's depth (0 for a root). A reply to an unknown message has no row.
+_CHECKS = """
+SELECT r.n, t.conversation_id, p.role, t.depth
+FROM unnest($1::uuid[], $2::boolean[], $3::uuid[]) WITH ORDINALITY AS r (target, is_reply, user_id, n)
+CROSS JOIN LATERAL (
+    SELECT m.conversation_id, m.depth FROM messages m WHERE r.is_reply AND m.id = r.target
+    UNION ALL
+    SELECT r.target, 0 WHERE NOT r.is_reply
+    LIMIT 1
+) t
+LEFT JOIN participants p
+       ON p.conversation_id = t.conversation_id AND p.user_id = r.user_id AND p.left_at IS NULL
+"""
+
+
+def _body(job: Job, post: Posted) -> bytes:
+    if job.parent_id is None:
+        return PostRootMessageResponse(
+            message_id=post.message_id, root_id=post.message_id, conversation_id=post.conversation_id, depth=1
+        ).to_json()
+    return ReplyMessageResponse(
+        message_id=post.message_id,
+        root_id=post.root_id,
+        conversation_id=post.conversation_id,
+        parent_id=job.parent_id,
+        depth=post.depth,
+    ).to_json()
