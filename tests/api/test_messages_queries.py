@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
@@ -197,3 +198,25 @@ async def test_a_thread_list_page_reads_its_order_from_the_activity_index(
     for records in (first, later):
         for explained in await plans(pool, page_query(records, "threads")):
             assert seeks(explained, "threads_by_activity"), explained
+
+
+async def test_a_posts_unread_counts_read_only_the_unread_messages(api: Api, pool: asyncpg.Pool) -> None:
+    """The counts a post computes for every other participant (``tl_unread_counts``) start their index scan
+    at the participant's bound, and read no message of the thread before it, in the plan for the call's
+    arguments and in the generic plan, once the statistics know threads of a few messages."""
+    room = await open_room(api)
+    elsewhere = await open_room(api, title="Elsewhere")
+    root = await branching_thread(pool, room, 300)
+    for _ in range(60):  # the thread is a small part of the table, as in a deployment
+        await branching_thread(pool, elsewhere, 8)
+    await pool.execute("ANALYZE messages")
+    counts = SimpleNamespace(
+        query="SELECT * FROM tl_unread_counts($1, $2, ARRAY[]::uuid[])", args=(UUID(room.id), UUID(root))
+    )
+
+    for explained in await plans(pool, counts):
+        lines = explained.splitlines()
+        scans = [i for i, line in enumerate(lines) if "messages_thread_time" in line]
+        assert scans, explained
+        assert "Index Cond" in lines[scans[0] + 1], explained
+        assert "created_at > GREATEST(p.joined_at, w.read_at)" in lines[scans[0] + 1], explained

@@ -3,11 +3,7 @@
 The unread count of thread T for user U counts T's messages that are not deleted, not authored by U, newer
 than U's current ``joined_at`` and newer than U's watermark (if any). Every function here is one query.
 
-A thread's counts read ``created_at > greatest(joined_at, read_at)`` (``greatest`` skips a NULL watermark):
-one bound, so the ``messages_thread_time`` index scan starts at it and reads only the unread messages.
-Written as two conditions (``> joined_at AND (read_at IS NULL OR > read_at)``), the scan started at
-``joined_at`` and read every message of the thread: 730 of a reply's 1,250 µs of PostgreSQL CPU after
-3,000 replies (bench/api_posts.py's setting, measured one post at a time).
+A thread's counts come from the database's ``tl_unread_counts`` (db migration 0002), which a post uses too.
 """
 
 from __future__ import annotations
@@ -19,17 +15,8 @@ import asyncpg
 
 from threadline_shared.db import Conn
 
-_COUNT_FOR_PARTICIPANTS = """
-SELECT p.user_id,
-       (SELECT count(*) FROM messages m
-         WHERE m.root_id = $2 AND m.deleted_at IS NULL
-           AND m.author_user_id IS DISTINCT FROM p.user_id
-           AND m.created_at > greatest(p.joined_at, w.read_at)) AS unread
-FROM participants p
-LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = $2
-WHERE p.conversation_id = $1 AND p.left_at IS NULL AND p.user_id <> ALL($3::uuid[])
-ORDER BY p.user_id
-"""
+# The database's own count (db migration 0002), which tl_post_message uses as well.
+_COUNT_FOR_PARTICIPANTS = "SELECT user_id, unread FROM tl_unread_counts($1, $2, $3::uuid[]) ORDER BY user_id"
 
 _SUMMARY = """
 SELECT m.root_id, count(*) AS unread
@@ -62,13 +49,11 @@ async def counts_for_participants(
 async def count_for_user(
     conn: Conn | asyncpg.Pool, conversation_id: UUID, root_id: UUID, user_id: UUID
 ) -> int:
-    rows = await conn.fetch(
-        _COUNT_FOR_PARTICIPANTS.replace("p.user_id <> ALL($3::uuid[])", "p.user_id = $3"),
-        conversation_id,
-        root_id,
-        user_id,
-    )
-    return int(rows[0]["unread"]) if rows else 0
+    """The user's unread count of the thread; 0 when not an active participant."""
+    for other, count in await counts_for_participants(conn, conversation_id, root_id, excluding=[]):
+        if other == user_id:
+            return count
+    return 0
 
 
 async def summary(conn: Conn | asyncpg.Pool, conversation_id: UUID, user_id: UUID) -> list[tuple[UUID, int]]:
