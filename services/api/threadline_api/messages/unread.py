@@ -39,7 +39,7 @@ ON CONFLICT (user_id, root_id) DO UPDATE SET read_at = greatest(read_watermarks.
 
 
 async def counts_for_participants(
-    conn: Conn, conversation_id: UUID, root_id: UUID, *, excluding: list[UUID]
+    conn: Conn | asyncpg.Pool, conversation_id: UUID, root_id: UUID, *, excluding: list[UUID]
 ) -> list[tuple[UUID, int]]:
     """(user_id, unread) of every active participant not in ``excluding``, by user id."""
     rows = await conn.fetch(_COUNT_FOR_PARTICIPANTS, conversation_id, root_id, excluding)
