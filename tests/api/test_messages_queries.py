@@ -201,9 +201,9 @@ async def test_a_thread_list_page_reads_its_order_from_the_activity_index(
 
 
 async def test_a_posts_unread_counts_read_only_the_unread_messages(api: Api, pool: asyncpg.Pool) -> None:
-    """The counts a post computes for every other participant (``tl_unread_counts``) start their index scan
-    at the participant's bound, and read no message of the thread before it, in the plan for the call's
-    arguments and in the generic plan, once the statistics know threads of a few messages."""
+    """The counts a post computes for every other participant (``tl_unread_counts``) come from one index
+    scan of the thread from the lowest participant's bound, which reads no message before it, in the plan
+    for the call's arguments and in the generic plan, once the statistics know threads of a few messages."""
     room = await open_room(api)
     elsewhere = await open_room(api, title="Elsewhere")
     root = await branching_thread(pool, room, 300)
@@ -219,4 +219,4 @@ async def test_a_posts_unread_counts_read_only_the_unread_messages(api: Api, poo
         scans = [i for i, line in enumerate(lines) if "messages_thread_time" in line]
         assert scans, explained
         assert "Index Cond" in lines[scans[0] + 1], explained
-        assert "created_at > GREATEST(p.joined_at, w.read_at)" in lines[scans[0] + 1], explained
+        assert "created_at > (InitPlan" in lines[scans[0] + 1], explained  # the lowest bound

@@ -20,50 +20,51 @@ CREATE FUNCTION tl_append_events(
     conversation uuid, types text[], envelopes text[], audiences uuid[], channel text,
     activity_at timestamptz
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    n integer := cardinality(types);
-    top bigint;
-BEGIN
-    UPDATE conversations
-    SET last_seq = last_seq + n,
-        last_activity_at = greatest(last_activity_at, coalesce(activity_at, last_activity_at))
-    WHERE id = conversation
-    RETURNING last_seq INTO top;
-    IF top IS NULL THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO event_log (conversation_id, seq, type, envelope, audience_user_id)
-    SELECT conversation, top - n + e.i, e.type, e.envelope, e.audience
-    FROM unnest(types, envelopes, audiences) WITH ORDINALITY AS e(type, envelope, audience, i)
-    ORDER BY e.i;
-    PERFORM pg_notify(channel, conversation::text || ':' || top::text);
-    RETURN top;
-END
+LANGUAGE sql AS $$
+    WITH top AS (
+        UPDATE conversations
+        SET last_seq = last_seq + cardinality($2),
+            last_activity_at = greatest(last_activity_at, coalesce($6, last_activity_at))
+        WHERE id = $1
+        RETURNING last_seq
+    ), inserted AS (
+        INSERT INTO event_log (conversation_id, seq, type, envelope, audience_user_id)
+        SELECT $1, top.last_seq - cardinality($2) + e.i, e.type, e.envelope, e.audience
+        FROM top, unnest($2, $3, $4) WITH ORDINALITY AS e (type, envelope, audience, i)
+        ORDER BY e.i
+    )
+    SELECT top.last_seq FROM top, pg_notify($5, $1::text || ':' || top.last_seq::text)
 $$;
 
 -- The unread count of thread $2 for each active participant of conversation $1 but those in $3 (contract
 -- 5.8): its messages that are not deleted, not by the participant, newer than the participant's joined_at
--- and than their read watermark, if any. ``greatest`` skips a NULL watermark, so the count has one lower
--- bound, where the messages_thread_time scan starts: it reads only the unread messages.
+-- and than their read watermark, if any (``greatest`` skips a NULL watermark: one bound per participant).
 --
--- The plan rests on the table's statistics: a (cached, generic) plan for the average thread uses
--- messages_thread_time once threads average a few messages (tests/api/test_messages_queries.py). Where the
--- statistics say a thread holds a single message (a fresh database: no autovacuum round yet), the planner
--- may count along messages_tree instead and read whole threads. Planning each call for its own thread
--- (plan_cache_mode = force_custom_plan) avoided that, but doubled the function's cost (0.8 ms per post).
+-- One index scan of the thread from the lowest bound, read once (MATERIALIZED) and counted in memory for
+-- every participant: a post counts for each other participant, and one scan per participant read the same
+-- messages from the heap again for each. Measured (bench/api_posts.py, two participants who never read):
+-- the counts were about 40% of PostgreSQL's CPU per post with a scan each.
+--
+-- The plan rests on the table's statistics: the generic plan uses messages_thread_time once threads average
+-- a few messages (tests/api/test_messages_queries.py). Planning each call for its own thread
+-- (plan_cache_mode = force_custom_plan) made that sure on a fresh database too, but doubled the post's cost.
 CREATE FUNCTION tl_unread_counts(conversation uuid, root uuid, excluding uuid[])
 RETURNS TABLE (user_id uuid, unread bigint)
 LANGUAGE sql STABLE
 AS $$
-    SELECT p.user_id,
-           (SELECT count(*) FROM messages m
-             WHERE m.root_id = $2 AND m.deleted_at IS NULL
-               AND m.author_user_id IS DISTINCT FROM p.user_id
-               AND m.created_at > greatest(p.joined_at, w.read_at))
-    FROM participants p
-    LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = $2
-    WHERE p.conversation_id = $1 AND p.left_at IS NULL AND p.user_id <> ALL ($3)
+    WITH reader AS MATERIALIZED (
+        SELECT p.user_id, greatest(p.joined_at, w.read_at) AS bound
+        FROM participants p
+        LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = $2
+        WHERE p.conversation_id = $1 AND p.left_at IS NULL AND p.user_id <> ALL ($3)
+    ), recent AS MATERIALIZED (
+        SELECT m.created_at, m.author_user_id FROM messages m
+        WHERE m.root_id = $2 AND m.deleted_at IS NULL AND m.created_at > (SELECT min(r.bound) FROM reader r)
+    )
+    SELECT r.user_id,
+           (SELECT count(*) FROM recent m
+             WHERE m.created_at > r.bound AND m.author_user_id IS DISTINCT FROM r.user_id)
+    FROM reader r
 $$;
 
 -- Post a root (parent NULL, conversation given) or a reply (parent given, conversation NULL): the route's
@@ -92,119 +93,126 @@ DECLARE
     root uuid;
     path text;
     level integer;
+    found_target boolean;
     assistant boolean;
     participants integer;
     created timestamptz;
     thread_created timestamptz;
     activity timestamptz;
     messages_in_thread integer;
-    types text[];
-    envelopes text[];
-    audiences uuid[];
     new_job uuid;
 BEGIN
-    IF parent IS NULL THEN
-        SELECT p.role INTO member_role
-        FROM participants p
-        WHERE p.conversation_id = conversation AND p.user_id = author AND p.left_at IS NULL;
-        root := id;
-        path := label;
-        level := 1;
-    ELSE
-        SELECT m.conversation_id, m.root_id, m.path::text || '.' || label, m.depth + 1, p.role
-        INTO conversation, root, path, level, member_role
-        FROM messages m
-        LEFT JOIN participants p
-               ON p.conversation_id = m.conversation_id AND p.user_id = author AND p.left_at IS NULL
-        WHERE m.id = parent;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT 'message_not_found', NULL::uuid, NULL::uuid, NULL::integer, NULL::uuid;
-            RETURN;
-        END IF;
-    END IF;
-    IF member_role IS NULL OR member_role = 'viewer' OR level > max_depth THEN
-        RETURN QUERY SELECT CASE WHEN member_role IS NULL THEN 'not_participant'
+    -- The target and the checks' facts, in one statement (a root's target is its conversation).
+    SELECT t.conversation_id, t.root_id, t.path, t.depth, p.role, c.assistant_replies,
+           (SELECT count(*) FROM participants a WHERE a.conversation_id = t.conversation_id AND a.left_at IS NULL)
+    INTO conversation, root, path, level, member_role, assistant, participants
+    FROM (
+        SELECT m.conversation_id, m.root_id, m.path::text || '.' || label AS path, m.depth + 1 AS depth
+        FROM messages m WHERE parent IS NOT NULL AND m.id = parent
+        UNION ALL
+        SELECT conversation, id, label, 1 WHERE parent IS NULL
+    ) t
+    LEFT JOIN conversations c ON c.id = t.conversation_id
+    LEFT JOIN participants p
+           ON p.conversation_id = t.conversation_id AND p.user_id = author AND p.left_at IS NULL;
+    found_target := FOUND;
+    IF NOT found_target OR member_role IS NULL OR member_role = 'viewer' OR level > max_depth THEN
+        RETURN QUERY SELECT CASE WHEN NOT found_target THEN 'message_not_found'
+                                 WHEN member_role IS NULL THEN 'not_participant'
                                  WHEN member_role = 'viewer' THEN 'viewer'
                                  ELSE 'too_deep' END,
                             NULL::uuid, NULL::uuid, NULL::integer, NULL::uuid;
         RETURN;
     END IF;
 
-    SELECT c.assistant_replies,
-           (SELECT count(*) FROM participants p WHERE p.conversation_id = conversation AND p.left_at IS NULL)
-    INTO assistant, participants
-    FROM conversations c WHERE c.id = conversation;
-
-    INSERT INTO messages (id, conversation_id, root_id, parent_id, author_user_id, role, content, path, depth)
-    VALUES (id, conversation, root, parent, author, role, content, path::ltree, level)
-    RETURNING messages.created_at INTO created;
+    -- The write: one statement for the message, its thread and the author's watermark.
     IF parent IS NULL THEN
-        INSERT INTO threads (root_id, conversation_id, created_at, last_activity_at, message_count)
-        VALUES (id, conversation, created, created, 1)
-        RETURNING threads.created_at, threads.last_activity_at, threads.message_count
-        INTO thread_created, activity, messages_in_thread;
-    ELSE
-        UPDATE threads t
-        SET last_activity_at = greatest(t.last_activity_at, created), message_count = t.message_count + 1
-        WHERE t.root_id = root
-        RETURNING t.created_at, t.last_activity_at, t.message_count
-        INTO thread_created, activity, messages_in_thread;
-    END IF;
-    IF author IS NOT NULL THEN
-        INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
-        VALUES (author, root, conversation, created)
-        ON CONFLICT ON CONSTRAINT read_watermarks_pkey
-        DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at);
-    END IF;
-
-    types := ARRAY[]::text[];
-    envelopes := ARRAY[]::text[];
-    audiences := ARRAY[]::uuid[];
-    IF parent IS NULL THEN
-        types := types || 'thread.new'::text;
-        envelopes := envelopes || format(
-            '{"type":"thread.new","payload":{"conversation_id":"%s","root_id":"%s","summary":{"root_id":"%s",'
-            '"root_excerpt":%s,"root_author":%s,"created_at":"%s","last_activity_at":"%s","message_count":%s,'
-            '"participant_count":%s}}}',
-            conversation, id, id, to_json(excerpt), coalesce(to_json(author)::text, 'null'),
-            tl_wire_timestamp(thread_created), tl_wire_timestamp(activity), messages_in_thread, participants
-        );
-        audiences := audiences || NULL::uuid;
-    END IF;
-    types := types || ARRAY['message.created', 'thread.activity']::text[];
-    envelopes := envelopes || ARRAY[
-        format(
-            '{"type":"message.created","payload":{"id":"%s","root_id":"%s",%s"conversation_id":"%s",%s'
-            '"role":%s,"content":%s,"path":%s,"depth":%s,"created_at":"%s","status":"complete"}}',
-            id, root, CASE WHEN parent IS NULL THEN '' ELSE format('"parent_id":"%s",', parent) END,
-            conversation, CASE WHEN author IS NULL THEN '' ELSE format('"author_user_id":"%s",', author) END,
-            to_json(role), to_json(content), to_json(path), level, tl_wire_timestamp(created)
-        ),
-        format(
-            '{"type":"thread.activity","payload":{"root_id":"%s","last_activity_at":"%s"}}',
-            root, tl_wire_timestamp(activity)
+        WITH message AS (
+            INSERT INTO messages (id, conversation_id, root_id, author_user_id, role, content, path, depth)
+            VALUES (id, conversation, root, author, role, content, path::ltree, 1)
+            RETURNING messages.created_at
+        ), thread AS (
+            INSERT INTO threads (root_id, conversation_id, created_at, last_activity_at, message_count)
+            SELECT id, conversation, m.created_at, m.created_at, 1 FROM message m
+            RETURNING threads.created_at, threads.last_activity_at, threads.message_count
+        ), watermark AS (
+            INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
+            SELECT author, root, conversation, m.created_at FROM message m WHERE author IS NOT NULL
+            ON CONFLICT ON CONSTRAINT read_watermarks_pkey
+            DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at)
         )
-    ];
-    audiences := audiences || ARRAY[NULL, NULL]::uuid[];
-    IF participants <= unread_cap THEN
-        SELECT types || coalesce(array_agg('unread.update'::text ORDER BY u.user_id), ARRAY[]::text[]),
-               envelopes || coalesce(
-                   array_agg(
-                       format('{"type":"unread.update","payload":{"root_id":"%s","unread":%s}}', root, u.unread)
-                       ORDER BY u.user_id
-                   ),
-                   ARRAY[]::text[]
-               ),
-               audiences || coalesce(array_agg(u.user_id ORDER BY u.user_id), ARRAY[]::uuid[])
-        INTO types, envelopes, audiences
-        FROM tl_unread_counts(conversation, root, array_remove(ARRAY[author], NULL)) u;
+        SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count
+        INTO created, thread_created, activity, messages_in_thread
+        FROM message m, thread t;
+    ELSE
+        WITH message AS (
+            INSERT INTO messages (id, conversation_id, root_id, parent_id, author_user_id, role, content, path,
+                                  depth)
+            VALUES (id, conversation, root, parent, author, role, content, path::ltree, level)
+            RETURNING messages.created_at
+        ), thread AS (
+            UPDATE threads t
+            SET last_activity_at = greatest(t.last_activity_at, m.created_at), message_count = t.message_count + 1
+            FROM message m WHERE t.root_id = root
+            RETURNING t.created_at, t.last_activity_at, t.message_count
+        ), watermark AS (
+            INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
+            SELECT author, root, conversation, m.created_at FROM message m WHERE author IS NOT NULL
+            ON CONFLICT ON CONSTRAINT read_watermarks_pkey
+            DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at)
+        )
+        SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count
+        INTO created, thread_created, activity, messages_in_thread
+        FROM message m, thread t;
     END IF;
-    PERFORM tl_append_events(conversation, types, envelopes, audiences, events_channel, created);
+
+    -- The events, in the contract's order (the unread.update ones by user id), and the append, in one
+    -- statement. The unread counts are read here, after the thread row's lock was granted (each statement
+    -- takes a new snapshot).
+    PERFORM tl_append_events(
+        conversation,
+        array_agg(e.type ORDER BY e.i, e.audience), array_agg(e.envelope ORDER BY e.i, e.audience),
+        array_agg(e.audience ORDER BY e.i, e.audience),
+        events_channel, created
+    )
+    FROM (
+        SELECT 1 AS i, 'thread.new' AS type, format(
+                   '{"type":"thread.new","payload":{"conversation_id":"%s","root_id":"%s","summary":'
+                   '{"root_id":"%s","root_excerpt":%s,"root_author":%s,"created_at":"%s",'
+                   '"last_activity_at":"%s","message_count":%s,"participant_count":%s}}}',
+                   conversation, id, id, to_json(excerpt), coalesce(to_json(author)::text, 'null'),
+                   tl_wire_timestamp(thread_created), tl_wire_timestamp(activity), messages_in_thread,
+                   participants
+               ) AS envelope, NULL::uuid AS audience
+        WHERE parent IS NULL
+        UNION ALL
+        SELECT 2, 'message.created', format(
+                   '{"type":"message.created","payload":{"id":"%s","root_id":"%s",%s"conversation_id":"%s",%s'
+                   '"role":%s,"content":%s,"path":%s,"depth":%s,"created_at":"%s","status":"complete"}}',
+                   id, root, CASE WHEN parent IS NULL THEN '' ELSE format('"parent_id":"%s",', parent) END,
+                   conversation,
+                   CASE WHEN author IS NULL THEN '' ELSE format('"author_user_id":"%s",', author) END,
+                   to_json(role), to_json(content), to_json(path), level, tl_wire_timestamp(created)
+               ), NULL
+        UNION ALL
+        SELECT 3, 'thread.activity', format(
+                   '{"type":"thread.activity","payload":{"root_id":"%s","last_activity_at":"%s"}}',
+                   root, tl_wire_timestamp(activity)
+               ), NULL
+        UNION ALL
+        SELECT 4, 'unread.update', format(
+                   '{"type":"unread.update","payload":{"root_id":"%s","unread":%s}}', root, u.unread
+               ), u.user_id
+        FROM tl_unread_counts(conversation, root, array_remove(ARRAY[author], NULL)) u
+        WHERE participants <= unread_cap
+    ) e;
 
     IF assistant AND role = 'user' AND author IS NOT NULL AND level < max_depth THEN
-        INSERT INTO assistant_jobs (conversation_id, trigger_message_id) VALUES (conversation, id)
-        RETURNING assistant_jobs.id INTO new_job;
-        PERFORM pg_notify(jobs_channel, new_job::text);
+        WITH job AS (
+            INSERT INTO assistant_jobs (conversation_id, trigger_message_id) VALUES (conversation, id)
+            RETURNING assistant_jobs.id
+        )
+        SELECT job.id INTO new_job FROM job, pg_notify(jobs_channel, job.id::text);
     END IF;
     RETURN QUERY SELECT 'ok', conversation, root, level, new_job;
 END
