@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -228,3 +229,32 @@ def test_only_post_paths_with_valid_ids_are_taken() -> None:
     assert target({"path": "/api/threads/x/root"}) is None
     assert target({"path": f"/api/threads/{some}/tree"}) is None
     assert target({"path": f"/api/messages/{some}/reply/more"}) is None
+
+
+async def test_a_post_that_fails_in_the_database_is_answered_500_once_not_tried_again(
+    pool: asyncpg.Pool, database_url: str, redis_url: str
+) -> None:
+    """A post whose statement failed may have committed (a lost connection): the lean path answers it as the
+    full application would (500) instead of handing it on to be made a second time."""
+    calls: list[str] = []
+
+    def observe(record: Any) -> None:
+        if "tl_post_message" in record.query:
+            calls.append(record.query)
+
+    async with running_api(database_url, redis_url, query_observer=observe) as api:
+        room = await open_room(api)
+        await pool.execute(
+            "ALTER FUNCTION tl_unread_counts(uuid, uuid, uuid[]) RENAME TO tl_unread_counts_gone"
+        )
+        try:
+            failed = await api.post(f"/api/threads/{room.id}/root", room.bob, json={"content": "x"})
+        finally:
+            await pool.execute(
+                "ALTER FUNCTION tl_unread_counts_gone(uuid, uuid, uuid[]) RENAME TO tl_unread_counts"
+            )
+        await asyncio.sleep(0)  # asyncpg hands records to observers with call_soon
+
+    assert_problem(failed, 500, "RGP.INTERNAL")
+    assert failed.headers["x-content-type-options"] == "nosniff" and failed.headers["x-request-id"]
+    assert len(calls) == 1

@@ -21,14 +21,12 @@ from starlette.types import Scope
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from threadline_api.messages.fastpath import MAX_BODY_BYTES, Answer, Declined, Posts, target
+from threadline_api.messages.fastpath import Answer, Declined, Posts, target
 from threadline_shared.leanpath import plain_request, write_response
 from threadline_shared.middleware import own_headers
 from threadline_shared.server import app_state
 
 log = logging.getLogger(__name__)
-
-JSON = (b"content-type", b"application/json")
 
 
 class ApiHttpProtocol(HttpToolsProtocol):
@@ -45,7 +43,7 @@ class ApiHttpProtocol(HttpToolsProtocol):
         future: asyncio.Future[Answer | Declined] | None = None
         given_request_id = None
         try:
-            plain = plain_request(scope, MAX_BODY_BYTES)
+            plain = plain_request(scope, posts.max_body_bytes)
             job_target = target(scope) if plain is not None else None
             if (
                 plain is not None
@@ -77,11 +75,10 @@ class ApiHttpProtocol(HttpToolsProtocol):
             if answer is None:
                 super()._start_asgi_task(cycle, app)
                 return
-            length = (b"content-length", b"%d" % len(answer.body))
-            headers, request_id = own_headers([length, JSON, *answer.headers], given_request_id)
-            write_response(self, cycle, 201, headers, answer.body)
+            headers, request_id = own_headers(answer.headers, given_request_id)
+            write_response(self, cycle, answer.status, headers, answer.body)
         except Exception:  # a callback's exception would only be logged: close rather than leave it hanging
             log.exception("post answer failed; closing the connection")
             self.transport.close()
             return
-        posts.finished(scope, request_id, started)
+        posts.finished(scope, answer, request_id, started)

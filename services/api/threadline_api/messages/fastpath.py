@@ -44,11 +44,12 @@ from threadline_shared.dto.messages import (
     ReplyMessageRequest,
     ReplyMessageResponse,
 )
-from threadline_shared.errors import ApiError
+from threadline_shared.errors import ApiError, InternalError
 from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord
 from threadline_shared.presence.posting import clear_typing_after_posts
+from threadline_shared.problem import problem_bytes
 from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
 from threadline_shared.ratelimit.rules import POSTING_PROFILE, RuleBook
 from threadline_shared.sessions import SessionService, lookup_rows
@@ -65,6 +66,7 @@ _ROOT_PATH = re.compile(r"/api/threads/([^/]+)/root")
 _REPLY_PATH = re.compile(r"/api/messages/([^/]+)/reply")
 MAX_BODY_BYTES = 16 * 1024
 """Larger bodies (long messages) go the full way."""
+JSON = (b"content-type", b"application/json")
 LOOKUP_TIMEOUT_SECONDS = 2.0
 DECLINED = "threadline.post_declined"
 """Scope key set once the lean path has handed a request on, so that it is not tried twice."""
@@ -82,9 +84,11 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A post made here: its response headers (the rate limit's) and body. None in its place means the full
-    application answers, with the decision made here, if any (``Declined``)."""
+    """The response to a post tried here: its status, headers (before those of the request middleware) and
+    body. A post that failed after it was sent to the database (it may have committed) is answered 500 here,
+    as the full application would answer it, rather than handed on to be made twice."""
 
+    status: int
     headers: Headers
     body: bytes
 
@@ -137,10 +141,13 @@ class Posts:
         self.limiter: Limiter | None = None
         self.rules: RuleBook | None = None
         self.redis: Redis | None = None
+        # Bodies the full path would refuse (413) or that are long go the full way.
+        self.max_body_bytes = min(MAX_BODY_BYTES, app_state.settings.max_body_bytes)
         self._jobs: MicroBatcher[Job, Answer | Declined] = MicroBatcher(self._run, max_in_flight=2)
         self._records = {
-            True: RequestRecord(service, "POST", ROOT_ROUTE, 201),
-            False: RequestRecord(service, "POST", REPLY_ROUTE, 201),
+            (route, status): RequestRecord(service, "POST", route, status)
+            for route in (ROOT_ROUTE, REPLY_ROUTE)
+            for status in (201, 500)
         }
 
     @staticmethod
@@ -183,10 +190,12 @@ class Posts:
             scope[DECIDED] = result.decision
         return None
 
-    def finished(self, scope: Scope, request_id: bytes, started: float) -> None:
+    def finished(self, scope: Scope, answer: Answer, request_id: bytes, started: float) -> None:
         """Count and log a post answered here, as the full application's middleware would."""
-        self._records[scope["path"].endswith("/root")].finished(scope["path"], request_id, started)
-        FAST_POSTS.inc()
+        route = ROOT_ROUTE if scope["path"].endswith("/root") else REPLY_ROUTE
+        self._records[route, answer.status].finished(scope["path"], request_id, started)
+        if answer.status == 201:
+            FAST_POSTS.inc()
 
     async def _run(self, jobs: Sequence[Job]) -> list[Answer | Declined]:
         """One batch: the sessions, the HTTP limits, the posting limits (with the route's checks first), the
@@ -216,16 +225,25 @@ class Posts:
                 passed[index] = decision
         if self.limiter.enabled:
             passed = await self._posting_limits(jobs, users, passed, answers)
-        posted = await asyncio.gather(*(self._post(jobs[index], users[index]) for index in passed))
+        posted = await asyncio.gather(
+            *(self._post(jobs[index], users[index]) for index in passed), return_exceptions=True
+        )
         made: list[tuple[UUID, UUID]] = []
         for (index, decision), post in zip(passed.items(), posted, strict=True):
-            if post is None:
+            if isinstance(post, BaseException):
+                log.error("post failed", exc_info=post)
+                answers[index] = Answer(*problem_bytes(InternalError()))
+            elif post is None:
                 answers[index] = Declined(decision)
-                continue
-            made.append((post.conversation_id, users[index]))
-            answers[index] = Answer(
-                decision.header_pairs() if decision is not None else [], _body(jobs[index], post)
-            )
+            else:
+                made.append((post.conversation_id, users[index]))
+                body = _body(jobs[index], post)
+                headers = [
+                    (b"content-length", b"%d" % len(body)),
+                    JSON,
+                    *(decision.header_pairs() if decision else []),
+                ]
+                answers[index] = Answer(201, headers, body)
         await clear_typing_after_posts(self.redis, made)  # never raises
         return answers
 
