@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 from tests.support.servers import SuiteServers, create_database, drop_database
 from tests.support.stack import Stack, python_env
 from threadline_devstack.servers import free_port
+from threadline_shared.db import REQUIRED_SCHEMA_VERSION
 
 pytestmark = pytest.mark.e2e
 HTTP_SERVICES = ["api", "streamer", "presence"]
@@ -97,7 +98,7 @@ def test_a_service_refuses_to_start_on_an_old_schema(
         drop_database(servers, name)
 
     assert done.returncode == 1
-    assert "schema is at version 0, this service needs 1" in done.stderr
+    assert f"schema is at version 0, this service needs {REQUIRED_SCHEMA_VERSION}" in done.stderr
     assert "threadline-migrate" in done.stderr
 
 
