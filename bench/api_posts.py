@@ -101,12 +101,39 @@ async def client(port: int, token: str, root_id: str, deadline: float, latencies
     return errors
 
 
+def cpu_seconds(pids: set[int], with_children: bool = False) -> float:
+    """User + system CPU of the processes ``pids`` (and of their children), from /proc."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(entry) in pids or (with_children and int(fields[1]) in pids):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def reference_loop_seconds() -> float:
+    """A fixed pure-Python loop: how fast this machine is right now, for comparing runs on a shared host
+    whose speed varies (on the development machine it took 1.1 s at the quickest, twice that at times)."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def run(args: argparse.Namespace) -> None:
+    loop_before = reference_loop_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "pg", durable=not args.no_fsync)
         redis = EmbeddedRedis(Path(tmp) / "redis", durable=False)
@@ -146,6 +173,11 @@ async def run(args: argparse.Namespace) -> None:
             analyzer = await asyncpg.connect(database_url)
             await analyzer.execute("VACUUM ANALYZE")
             await analyzer.close()
+            assert postgres.proc is not None
+            api_pids = {process.proc.pid for process in processes if process.proc is not None}
+            postgres_pids = {postgres.proc.pid}
+            api_before = cpu_seconds(api_pids)
+            postgres_before = cpu_seconds(postgres_pids, with_children=True)
             started = time.perf_counter()
             deadline = started + args.seconds
             errors = await asyncio.gather(
@@ -155,6 +187,8 @@ async def run(args: argparse.Namespace) -> None:
                 )
             )
             elapsed = time.perf_counter() - started
+            api_cpu = cpu_seconds(api_pids) - api_before
+            postgres_cpu = cpu_seconds(postgres_pids, with_children=True) - postgres_before
         finally:
             for process in processes:
                 process.stop()
@@ -168,7 +202,12 @@ async def run(args: argparse.Namespace) -> None:
     print(f"latency p50        {percentile(latencies, 0.50) * 1000:.1f} ms")
     print(f"latency p99        {percentile(latencies, 0.99) * 1000:.1f} ms")
     print(f"latency mean       {statistics.fmean(latencies) * 1000:.1f} ms")
+    posts = max(1, len(latencies))
+    api_us, postgres_us = api_cpu / posts * 1e6, postgres_cpu / posts * 1e6
+    print(f"cpu per post       api {api_us:.0f} µs, PostgreSQL {postgres_us:.0f} µs")
     print(f"cpu count          {os.cpu_count()}")
+    loop_after = reference_loop_seconds()
+    print(f"reference loop     {loop_before:.2f} s before, {loop_after:.2f} s after (lower is faster)")
 
 
 def main() -> None:
