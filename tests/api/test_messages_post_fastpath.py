@@ -34,7 +34,10 @@ async def post(api: Api, user: Persona, conversation_id: str) -> httpx.Response:
 
 
 @pytest.fixture
-async def limitless(pool: asyncpg.Pool, database_url: str, redis_url: str) -> AsyncIterator[Api]:
+async def limitless(
+    pool: asyncpg.Pool, redis: Redis, database_url: str, redis_url: str
+) -> AsyncIterator[Api]:
+    """``redis``: its buckets are emptied after the test, as the ``api`` fixture's are."""
     async with unlimited_api(pool, database_url, redis_url) as api:
         yield api
 
@@ -187,7 +190,7 @@ async def test_a_lean_post_ends_the_authors_typing_in_the_conversation(api: Api,
 
 
 async def test_with_limiting_on_the_posting_limit_still_comes_last(
-    pool: asyncpg.Pool, database_url: str, redis_url: str
+    pool: asyncpg.Pool, redis: Redis, database_url: str, redis_url: str
 ) -> None:
     async with running_api(database_url, redis_url) as api:
         room = await open_room(api)
@@ -232,7 +235,7 @@ def test_only_post_paths_with_valid_ids_are_taken() -> None:
 
 
 async def test_a_post_that_fails_in_the_database_is_answered_500_once_not_tried_again(
-    pool: asyncpg.Pool, database_url: str, redis_url: str
+    pool: asyncpg.Pool, redis: Redis, database_url: str, redis_url: str
 ) -> None:
     """A post whose statement failed may have committed (a lost connection): the lean path answers it as the
     full application would (500) instead of handing it on to be made a second time."""

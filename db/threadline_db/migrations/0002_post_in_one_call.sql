@@ -125,46 +125,30 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The write: one statement for the message, its thread and the author's watermark.
-    IF parent IS NULL THEN
-        WITH message AS (
-            INSERT INTO messages (id, conversation_id, root_id, author_user_id, role, content, path, depth)
-            VALUES (id, conversation, root, author, role, content, path::ltree, 1)
-            RETURNING messages.created_at
-        ), thread AS (
-            INSERT INTO threads (root_id, conversation_id, created_at, last_activity_at, message_count)
-            SELECT id, conversation, m.created_at, m.created_at, 1 FROM message m
-            RETURNING threads.created_at, threads.last_activity_at, threads.message_count
-        ), watermark AS (
-            INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
-            SELECT author, root, conversation, m.created_at FROM message m WHERE author IS NOT NULL
-            ON CONFLICT ON CONSTRAINT read_watermarks_pkey
-            DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at)
-        )
-        SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count
-        INTO created, thread_created, activity, messages_in_thread
-        FROM message m, thread t;
-    ELSE
-        WITH message AS (
-            INSERT INTO messages (id, conversation_id, root_id, parent_id, author_user_id, role, content, path,
-                                  depth)
-            VALUES (id, conversation, root, parent, author, role, content, path::ltree, level)
-            RETURNING messages.created_at
-        ), thread AS (
-            UPDATE threads t
-            SET last_activity_at = greatest(t.last_activity_at, m.created_at), message_count = t.message_count + 1
-            FROM message m WHERE t.root_id = root
-            RETURNING t.created_at, t.last_activity_at, t.message_count
-        ), watermark AS (
-            INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
-            SELECT author, root, conversation, m.created_at FROM message m WHERE author IS NOT NULL
-            ON CONFLICT ON CONSTRAINT read_watermarks_pkey
-            DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at)
-        )
-        SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count
-        INTO created, thread_created, activity, messages_in_thread
-        FROM message m, thread t;
-    END IF;
+    -- The write: one statement for the message, its thread (a root's new one, else the reply's, whose row
+    -- lock is held to commit) and the author's watermark.
+    WITH message AS (
+        INSERT INTO messages (id, conversation_id, root_id, parent_id, author_user_id, role, content, path, depth)
+        VALUES (id, conversation, root, parent, author, role, content, path::ltree, level)
+        RETURNING messages.created_at
+    ), new_thread AS (
+        INSERT INTO threads (root_id, conversation_id, created_at, last_activity_at, message_count)
+        SELECT id, conversation, m.created_at, m.created_at, 1 FROM message m WHERE parent IS NULL
+        RETURNING threads.created_at, threads.last_activity_at, threads.message_count
+    ), replied_thread AS (
+        UPDATE threads t
+        SET last_activity_at = greatest(t.last_activity_at, m.created_at), message_count = t.message_count + 1
+        FROM message m WHERE parent IS NOT NULL AND t.root_id = root
+        RETURNING t.created_at, t.last_activity_at, t.message_count
+    ), watermark AS (
+        INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
+        SELECT author, root, conversation, m.created_at FROM message m WHERE author IS NOT NULL
+        ON CONFLICT ON CONSTRAINT read_watermarks_pkey
+        DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at)
+    )
+    SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count
+    INTO created, thread_created, activity, messages_in_thread
+    FROM message m, (SELECT * FROM new_thread UNION ALL SELECT * FROM replied_thread) t;
 
     -- The events, in the contract's order (the unread.update ones by user id), and the append, in one
     -- statement. The unread counts are read here, after the thread row's lock was granted (each statement

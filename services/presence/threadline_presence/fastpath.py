@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from threadline_presence.service import PresenceService
 from threadline_shared.dto.enums import PresenceStatus
-from threadline_shared.leanpath import plain_request
+from threadline_shared.leanpath import Response, plain_request
 from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord, own_headers
@@ -131,7 +131,20 @@ class Heartbeats:
                 scope[DECIDED] = decision
         return headers
 
-    def finished(self, request_id: bytes, started: float) -> None:
+    def begin(self, scope: Scope, body: bytes) -> tuple[asyncio.Future[Answer], bytes | None] | None:
+        """For :class:`~threadline_shared.leanpath.LeanHttpProtocol`: submit a plain heartbeat whose whole
+        body is ``body``; None = the application answers."""
+        plain = plain_request(scope, MAX_BODY_BYTES)
+        status = parse_status(body) if plain is not None else None
+        if plain is None or status is None:
+            return None
+        return self.submit(scope, plain[0], status), plain[1]
+
+    def respond(self, scope: Scope, future: asyncio.Future[Answer]) -> Response | None:
+        headers = self.outcome(scope, future)
+        return None if headers is None else (204, headers, b"")
+
+    def finished(self, scope: Scope, response: Response, request_id: bytes, started: float) -> None:
         """Count and log a heartbeat answered here, as the full application's middleware would."""
         self._record.finished(HEARTBEAT_PATH, request_id, started)
         FAST_HEARTBEATS.inc()
@@ -188,7 +201,7 @@ class HeartbeatFastPath:
         headers, request_id = own_headers(rate_limit, plain[1])
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
-        self.heartbeats.finished(request_id, started)
+        self.heartbeats.finished(scope, (204, headers, b""), request_id, started)
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:

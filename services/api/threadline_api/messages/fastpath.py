@@ -45,6 +45,7 @@ from threadline_shared.dto.messages import (
     ReplyMessageResponse,
 )
 from threadline_shared.errors import ApiError, InternalError
+from threadline_shared.leanpath import Response, plain_request
 from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord
@@ -96,6 +97,9 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class Declined:
     decision: Decision | None = None
+
+
+Outcome = Answer | Declined
 
 
 def target(scope: Scope) -> tuple[UUID | None, UUID | None] | None:
@@ -190,11 +194,28 @@ class Posts:
             scope[DECIDED] = result.decision
         return None
 
-    def finished(self, scope: Scope, answer: Answer, request_id: bytes, started: float) -> None:
+    def begin(
+        self, scope: Scope, body: bytes
+    ) -> tuple[asyncio.Future[Answer | Declined], bytes | None] | None:
+        """For :class:`~threadline_shared.leanpath.LeanHttpProtocol`: submit a plain post whose whole body is
+        ``body``; None = the application answers."""
+        plain = plain_request(scope, self.max_body_bytes)
+        job_target = target(scope) if plain is not None else None
+        if plain is None or job_target is None:
+            return None
+        future = self.submit(scope, plain[0], job_target, body)
+        return None if future is None else (future, plain[1])
+
+    def respond(self, scope: Scope, future: asyncio.Future[Outcome]) -> Response | None:
+        answer = self.outcome(scope, future)
+        return None if answer is None else (answer.status, answer.headers, answer.body)
+
+    def finished(self, scope: Scope, response: Response, request_id: bytes, started: float) -> None:
         """Count and log a post answered here, as the full application's middleware would."""
         route = ROOT_ROUTE if scope["path"].endswith("/root") else REPLY_ROUTE
-        self._records[route, answer.status].finished(scope["path"], request_id, started)
-        if answer.status == 201:
+        status = response[0]
+        self._records[route, status].finished(scope["path"], request_id, started)
+        if status == 201:
             FAST_POSTS.inc()
 
     async def _run(self, jobs: Sequence[Job]) -> list[Answer | Declined]:
