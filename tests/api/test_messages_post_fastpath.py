@@ -247,15 +247,12 @@ async def test_a_post_that_fails_in_the_database_is_answered_500_once_not_tried_
 
     async with running_api(database_url, redis_url, query_observer=observe) as api:
         room = await open_room(api)
-        await pool.execute(
-            "ALTER FUNCTION tl_unread_counts(uuid, uuid, uuid[]) RENAME TO tl_unread_counts_gone"
-        )
+        counts = "(uuid, uuid, uuid, timestamptz, bigint)"  # tl_unread_after_post, a step of the post
+        await pool.execute(f"ALTER FUNCTION tl_unread_after_post{counts} RENAME TO tl_gone")
         try:
             failed = await api.post(f"/api/threads/{room.id}/root", room.bob, json={"content": "x"})
         finally:
-            await pool.execute(
-                "ALTER FUNCTION tl_unread_counts_gone(uuid, uuid, uuid[]) RENAME TO tl_unread_counts"
-            )
+            await pool.execute(f"ALTER FUNCTION tl_gone{counts} RENAME TO tl_unread_after_post")
         await asyncio.sleep(0)  # asyncpg hands records to observers with call_soon
 
     assert_problem(failed, 500, "RGP.INTERNAL")

@@ -197,6 +197,9 @@ async def test_a_running_job_whose_lease_lapsed_is_finished_as_worker_lost(
         await conn.execute(
             "INSERT INTO message_chunks (message_id, idx, content) VALUES ($1, 0, 'Partial')", reply_id
         )
+        await conn.execute(  # written past the api: void the thread's cached unread counts (migration 0002)
+            "UPDATE threads SET unread_version = unread_version + 1 WHERE root_id = $1", UUID(trigger)
+        )
         await conn.execute(
             """
             UPDATE assistant_jobs SET status = 'running', assistant_message_id = $2, worker_id = 'dead',

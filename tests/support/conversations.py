@@ -126,6 +126,9 @@ async def insert_message(
                 UUID(conversation_id),
                 created_at,
             )
+        else:  # written past the api: the thread's cached unread counts are void (db migration 0002)
+            void = "UPDATE threads SET unread_version = unread_version + 1 WHERE root_id = $1"
+            await conn.execute(void, root)
     return message_id
 
 

@@ -67,6 +67,60 @@ AS $$
     FROM reader r
 $$;
 
+-- The unread counts a post computes, kept for the next post in the thread (contract 5.8, 6.5). A count is
+-- the number of the thread's unread messages, so computing it reads them all; a participant who does not
+-- read a busy thread made every post read the whole thread again. A cached count is used again only when it
+-- is still exact: when the participant's bound (greatest(joined_at, read_at)) and the thread's
+-- unread_version are those it was computed with. Every other change of a count moves one of the two:
+-- reading and joining move the bound; deleting or restoring a message, an assistant message, and a post
+-- that skipped the counts (over the participant cap) move unread_version. The rows of a thread are written
+-- only under its row lock (posts hold it from their write to commit), so they change one post at a time.
+-- Messages written straight into the table (test fixtures) must move unread_version too.
+ALTER TABLE threads ADD COLUMN unread_version bigint NOT NULL DEFAULT 0;
+CREATE TABLE unread_cache (
+    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    root_id uuid NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    bound   timestamptz NOT NULL,
+    version bigint NOT NULL,
+    unread  bigint NOT NULL CHECK (unread >= 0),
+    PRIMARY KEY (root_id, user_id)
+);
+
+-- The unread counts after a post of ``author`` (created at ``created``, the thread at ``version`` under its
+-- lock) for every other active participant, by user id, and the cache rows updated: a valid cached count
+-- plus one when the new message is past the participant's bound; else counted from one scan of the thread
+-- from the lowest bound among the participants without a valid count.
+CREATE FUNCTION tl_unread_after_post(
+    conversation uuid, root uuid, author uuid, created timestamptz, version bigint
+) RETURNS TABLE (user_id uuid, unread bigint)
+LANGUAGE sql AS $$
+    WITH reader AS MATERIALIZED (
+        SELECT p.user_id, greatest(p.joined_at, w.read_at) AS bound, c.unread AS cached,
+               coalesce(c.bound = greatest(p.joined_at, w.read_at) AND c.version = $5, false) AS valid
+        FROM participants p
+        LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = $2
+        LEFT JOIN unread_cache c ON c.root_id = $2 AND c.user_id = p.user_id
+        WHERE p.conversation_id = $1 AND p.left_at IS NULL AND p.user_id IS DISTINCT FROM $3
+    ), recent AS MATERIALIZED (
+        SELECT m.created_at, m.author_user_id FROM messages m
+        WHERE m.root_id = $2 AND m.deleted_at IS NULL
+          AND m.created_at > (SELECT min(r.bound) FROM reader r WHERE NOT r.valid)
+    ), counted AS (
+        SELECT r.user_id, r.bound,
+               CASE WHEN r.valid THEN r.cached + (r.bound < $4)::int
+                    ELSE (SELECT count(*) FROM recent m
+                           WHERE m.created_at > r.bound AND m.author_user_id IS DISTINCT FROM r.user_id)
+               END AS unread
+        FROM reader r
+    ), saved AS (
+        INSERT INTO unread_cache (user_id, root_id, bound, version, unread)
+        SELECT c.user_id, $2, c.bound, $5, c.unread FROM counted c
+        ON CONFLICT (root_id, user_id)
+        DO UPDATE SET bound = EXCLUDED.bound, version = EXCLUDED.version, unread = EXCLUDED.unread
+    )
+    SELECT c.user_id, c.unread FROM counted c ORDER BY c.user_id
+$$;
+
 -- Post a root (parent NULL, conversation given) or a reply (parent given, conversation NULL): the route's
 -- checks in the contract's order, then the write and everything it causes, as one transaction.
 --
@@ -100,6 +154,7 @@ DECLARE
     thread_created timestamptz;
     activity timestamptz;
     messages_in_thread integer;
+    thread_version bigint;
     new_job uuid;
 BEGIN
     -- The target and the checks' facts, in one statement (a root's target is its conversation).
@@ -134,20 +189,21 @@ BEGIN
     ), new_thread AS (
         INSERT INTO threads (root_id, conversation_id, created_at, last_activity_at, message_count)
         SELECT id, conversation, m.created_at, m.created_at, 1 FROM message m WHERE parent IS NULL
-        RETURNING threads.created_at, threads.last_activity_at, threads.message_count
+        RETURNING threads.created_at, threads.last_activity_at, threads.message_count, threads.unread_version
     ), replied_thread AS (
         UPDATE threads t
-        SET last_activity_at = greatest(t.last_activity_at, m.created_at), message_count = t.message_count + 1
+        SET last_activity_at = greatest(t.last_activity_at, m.created_at), message_count = t.message_count + 1,
+            unread_version = t.unread_version + (participants > unread_cap)::int
         FROM message m WHERE parent IS NOT NULL AND t.root_id = root
-        RETURNING t.created_at, t.last_activity_at, t.message_count
+        RETURNING t.created_at, t.last_activity_at, t.message_count, t.unread_version
     ), watermark AS (
         INSERT INTO read_watermarks (user_id, root_id, conversation_id, read_at)
         SELECT author, root, conversation, m.created_at FROM message m WHERE author IS NOT NULL
         ON CONFLICT ON CONSTRAINT read_watermarks_pkey
         DO UPDATE SET read_at = greatest(read_watermarks.read_at, EXCLUDED.read_at)
     )
-    SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count
-    INTO created, thread_created, activity, messages_in_thread
+    SELECT m.created_at, t.created_at, t.last_activity_at, t.message_count, t.unread_version
+    INTO created, thread_created, activity, messages_in_thread, thread_version
     FROM message m, (SELECT * FROM new_thread UNION ALL SELECT * FROM replied_thread) t;
 
     -- The events, in the contract's order (the unread.update ones by user id), and the append, in one
@@ -187,7 +243,7 @@ BEGIN
         SELECT 4, 'unread.update', format(
                    '{"type":"unread.update","payload":{"root_id":"%s","unread":%s}}', root, u.unread
                ), u.user_id
-        FROM tl_unread_counts(conversation, root, array_remove(ARRAY[author], NULL)) u
+        FROM tl_unread_after_post(conversation, root, author, created, thread_version) u
         WHERE participants <= unread_cap
     ) e;
 

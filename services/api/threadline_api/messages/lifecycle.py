@@ -42,7 +42,17 @@ async def edit(conn: Conn, message_id: UUID, editor: UUID, content: str, reason:
     await append_events(conn, row["conversation_id"], [updated_entry(updated)])
 
 
+# Deleting or restoring changes unread counts: the thread's cached counts are void (tl_unread_after_post, db
+# migration 0002). The thread row is locked before the message, in the order posts take them (a reply
+# holds its thread's row, then its parent's key), so that the two cannot deadlock.
+_VOID_CACHED_COUNTS = """
+UPDATE threads SET unread_version = unread_version + 1
+WHERE root_id = (SELECT root_id FROM messages WHERE id = $1)
+"""
+
+
 async def delete(conn: Conn, message_id: UUID, deleter: UUID, reason: str | None) -> None:
+    await conn.execute(_VOID_CACHED_COUNTS, message_id)
     row = await _locked(conn, message_id)
     if row["status"] == "streaming":
         raise Conflict("a streaming message cannot be deleted")
@@ -62,6 +72,7 @@ async def delete(conn: Conn, message_id: UUID, deleter: UUID, reason: str | None
 
 
 async def restore(conn: Conn, message_id: UUID) -> None:
+    await conn.execute(_VOID_CACHED_COUNTS, message_id)
     row = await _locked(conn, message_id)
     if row["deleted_at"] is None:
         return
