@@ -1,6 +1,6 @@
-"""Hub.subscribe_at (the lean connect path's subscription, threadline_streamer.hub): no wait, no query; a
-membership read older than a membership change already delivered is refused, so that the full path checks
-again; during shutdown a new subscriber is closed at once."""
+"""Hub.subscribe_at (both connect paths' subscription, threadline_streamer.hub): no wait, no query; a
+membership read older than a membership change already delivered is refused, and the full path's
+subscribe_member reads again; during shutdown a new subscriber is closed at once."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import uuid
 from typing import Any, cast
 
 import asyncpg
+import pytest
 
+from threadline_shared.errors import Forbidden
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.hub import Hub
+from threadline_streamer.stream import MEMBERSHIP, subscribe_member
 
 
 def hub() -> Hub:
@@ -48,3 +51,66 @@ async def test_during_shutdown_a_new_subscriber_is_closed_at_once() -> None:
     assert late.closed is CloseReason.SHUTDOWN
     subject.unsubscribe(late)
     assert subject.unsubscribed == 1 and conversation_id not in subject.channels
+
+
+async def member_row(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID]:
+    """A conversation with one participant, written straight into the database: (conversation, user)."""
+    user = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, 'x')",
+        user, f"u{user.hex[:12]}", f"{user.hex[:12]}@example.com",
+    )  # fmt: skip
+    conversation: uuid.UUID = await pool.fetchval(
+        "INSERT INTO conversations (title, assistant_replies, created_by, last_seq)"
+        " VALUES ('t', false, $1, 4) RETURNING id",
+        user,
+    )
+    await pool.execute(
+        "INSERT INTO participants (conversation_id, user_id, role) VALUES ($1, $2, 'owner')",
+        conversation,
+        user,
+    )
+    return conversation, user
+
+
+async def test_a_member_subscribes_at_the_last_seq_read_with_the_membership(pool: asyncpg.Pool) -> None:
+    conversation, user = await member_row(pool)
+    subject = Hub(pool, queue_size=8)
+    joining = Connection(conversation, user, uuid.uuid4(), queue_size=8)
+
+    joined_at = await subscribe_member(
+        lambda: pool.fetchrow(MEMBERSHIP, conversation, user), subject, joining
+    )
+
+    assert joined_at is not None
+    assert (
+        subject.channels[conversation].cursor == 4 and joining in subject.channels[conversation].connections
+    )
+
+
+async def test_a_member_removed_between_the_read_and_the_subscription_is_refused(pool: asyncpg.Pool) -> None:
+    """The full connect path's race: the removal commits, and its membership.changed reaches the channel,
+    while the membership read is on its way back; the read is stale, so it is made again: 403."""
+    conversation, user = await member_row(pool)
+    subject = Hub(pool, queue_size=8)
+    assert subject.subscribe_at(connection(conversation), 4)  # somebody else's stream holds the channel
+    joining = Connection(conversation, user, uuid.uuid4(), queue_size=8)
+    reads = 0
+
+    async def read() -> asyncpg.Record | None:
+        nonlocal reads
+        reads += 1
+        row = await pool.fetchrow(MEMBERSHIP, conversation, user)
+        if reads == 1:
+            await pool.execute(
+                "UPDATE participants SET left_at = now() WHERE conversation_id = $1", conversation
+            )
+            await pool.execute("UPDATE conversations SET last_seq = 5 WHERE id = $1", conversation)
+            subject.channels[conversation].membership_seq = 5  # as _deliver records the removal
+        return row
+
+    with pytest.raises(Forbidden):
+        await subscribe_member(read, subject, joining)
+
+    assert reads == 2
+    assert joining not in subject.channels[conversation].connections

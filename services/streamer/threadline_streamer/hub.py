@@ -63,7 +63,6 @@ class Hub:
         self.pool = pool
         self.read_batch = max(1, min(READ_BATCH, queue_size // 2))
         self.channels: dict[UUID, Channel] = {}
-        self._creating: dict[UUID, asyncio.Future[Channel]] = {}
         self._wakeup = asyncio.Event()
         self.on_channel_opened: Callable[[UUID], None] = lambda _: None
         self.on_channel_closed: Callable[[UUID], None] = lambda _: None
@@ -73,19 +72,11 @@ class Hub:
 
     # ---- subscriptions -------------------------------------------------------------------------------------
 
-    async def subscribe(self, connection: Connection) -> None:
-        """Add a connection; the first one of a conversation opens its channel at the current last_seq."""
-        conversation_id = connection.conversation_id
-        channel = self.channels.get(conversation_id)
-        if channel is None:
-            channel = await self._open(conversation_id)
-        self._add(channel, connection)
-
     def subscribe_at(self, connection: Connection, last_seq: int) -> bool:
-        """:meth:`subscribe` for a caller that has just read the conversation's ``last_seq`` with the
-        caller's membership (the lean connect path), so that subscribing never waits. False, and nothing
-        done, when a ``membership.changed`` newer than that read was already delivered here: the membership
-        read may be stale, and the caller asks again."""
+        """Add a connection whose caller has just read the conversation's ``last_seq`` with the caller's
+        membership (both connect paths); the first one of a conversation opens its channel at that read, so
+        subscribing never waits. False, and nothing done, when a ``membership.changed`` newer than that read
+        was already delivered here: the membership read may be stale, and the caller reads it again."""
         channel = self.channels.get(connection.conversation_id)
         if channel is None:
             channel = self._register(connection.conversation_id, last_seq)
@@ -98,27 +89,6 @@ class Hub:
         channel.connections.add(connection)
         if self.closing:
             connection.close(CloseReason.SHUTDOWN)
-
-    async def _open(self, conversation_id: UUID) -> Channel:
-        creating = self._creating.get(conversation_id)
-        if creating is not None:
-            return await asyncio.shield(creating)
-        future: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
-        self._creating[conversation_id] = future
-        try:
-            cursor = await self.pool.fetchval(
-                "SELECT last_seq FROM conversations WHERE id = $1", conversation_id
-            )
-            # subscribe_at may have opened it meanwhile: both cursors predate their subscribers' log reads
-            channel = self.channels.get(conversation_id) or self._register(conversation_id, int(cursor or 0))
-            future.set_result(channel)
-            return channel
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it
-            raise
-        finally:
-            del self._creating[conversation_id]
 
     def _register(self, conversation_id: UUID, cursor: int) -> Channel:
         channel = Channel(conversation_id, cursor)

@@ -36,9 +36,13 @@ from threadline_streamer.wire import durable_frame, ephemeral_frame, retry_frame
 log = logging.getLogger(__name__)
 
 Snapshot = Callable[[Connection], Awaitable[bytes]]
-_MEMBERSHIP = """
-SELECT joined_at FROM participants WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
+# The membership and the conversation's last_seq in one snapshot (see subscribe_member).
+MEMBERSHIP = """
+SELECT p.joined_at, c.last_seq
+FROM participants p JOIN conversations c ON c.id = p.conversation_id
+WHERE p.conversation_id = $1 AND p.user_id = $2 AND p.left_at IS NULL
 """
+MembershipRead = Callable[[], Awaitable["asyncpg.Record | None"]]
 FINAL_WRITE_SECONDS = 1.0
 RESYNC = ephemeral_frame("error", ErrorEvent(payload=StreamError.resync_required()).to_json())
 
@@ -48,21 +52,38 @@ async def open_stream(request: Request) -> Response:
     cursor = parse_cursor(request)
     principal = principal_of(request)
     pool = request.state.pool
-    joined_at = await pool.fetchval(_MEMBERSHIP, conversation_id, principal.user_id)
-    if joined_at is None:
-        raise Forbidden("not a participant of this conversation")
     settings: Settings = request.app.state.settings
     hub: Hub = request.state.hub
     connection = Connection(
         conversation_id, principal.user_id, principal.session_id, settings.stream_queue_size
     )
-    await hub.subscribe(connection)
+    joined_at = await subscribe_member(
+        lambda: pool.fetchrow(MEMBERSHIP, conversation_id, principal.user_id), hub, connection
+    )
     try:
         plan = await replay.plan(pool, conversation_id, cursor)
     except BaseException:
         hub.unsubscribe(connection)
         raise
     return EventStream(request, connection, plan, joined_at)
+
+
+async def subscribe_member(read: MembershipRead, hub: Hub, connection: Connection) -> datetime:
+    """Check the caller's membership and subscribe the connection; the member's ``joined_at``, or 403.
+
+    The membership is read with the conversation's ``last_seq``, and the subscription refused when a
+    ``membership.changed`` newer than that read was already delivered to the conversation's channel
+    (:meth:`Hub.subscribe_at`): a member removed between the read and the subscription would otherwise keep
+    a stream, since the event that ends the removed member's streams had gone by before this one joined. A
+    change not yet delivered ends this stream like the others when it is. Refused, the membership is read
+    again: the change is committed by then, so the loop ends with a subscription or a 403."""
+    while True:
+        row = await read()
+        if row is None:
+            raise Forbidden("not a participant of this conversation")
+        if hub.subscribe_at(connection, row["last_seq"]):
+            joined_at: datetime = row["joined_at"]
+            return joined_at
 
 
 class EventStream(Response):
