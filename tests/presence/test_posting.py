@@ -13,7 +13,7 @@ from tests.presence.support import subscribed, typing_events
 from threadline_devstack.servers import free_port
 from threadline_shared.clock import FakeClock
 from threadline_shared.dto.base import format_timestamp
-from threadline_shared.presence.posting import clear_typing_after_post
+from threadline_shared.presence.posting import clear_typing_after_post, clear_typing_after_posts
 from threadline_shared.presence.redis_store import RedisPresenceStore
 from threadline_shared.presence.store import TypingKey
 
@@ -86,3 +86,30 @@ async def test_with_redis_down_a_post_still_succeeds(caplog: pytest.LogCaptureFi
         await dead.aclose()
 
     assert "typing not cleared after a post" in caplog.text
+
+
+async def test_a_batch_of_posts_stops_each_authors_entries_in_their_own_conversation(redis: Redis) -> None:
+    """The api's lean path clears the typing of a whole batch of posts in one script call."""
+    clock = FakeClock(START)
+    store = RedisPresenceStore(redis, clock=clock)
+    await store.set_typing(TypingKey(PLANS, ALICE, None), 10)
+    await store.set_typing(TypingKey(PLANS, ALICE, ROOT), 10)
+    await store.set_typing(TypingKey(PLANS, BOB, None), 10)
+    await store.set_typing(TypingKey(TRIPS, BOB, ROOT), 10)
+    await store.set_typing(TypingKey(TRIPS, ALICE, None), 10)
+
+    stops = await clear_typing_after_posts(redis, [(PLANS, ALICE), (TRIPS, BOB), (PLANS, ALICE)], clock=clock)
+
+    assert [(s.conversation_id, s.user_id, s.root_id) for s in stops] == [
+        (PLANS, ALICE, None),
+        (PLANS, ALICE, ROOT),
+        (TRIPS, BOB, ROOT),
+    ]
+    assert [(t.user_id, t.root_id) for t in await store.typing_in(PLANS)] == [(BOB, None)]
+    assert [(t.user_id, t.root_id) for t in await store.typing_in(TRIPS)] == [(ALICE, None)]
+    assert await store.due_typing(100) == []
+    clock.advance(20)
+    assert {(k.conversation_id, k.user_id) for k in await store.due_typing(100)} == {
+        (PLANS, BOB),
+        (TRIPS, ALICE),
+    }

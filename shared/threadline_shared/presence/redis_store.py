@@ -145,20 +145,28 @@ return {existed, now}
 """
 )
 
-# KEYS: typing hash, typing deadlines. ARGV: user_id, conversation_id, now.
-# Removes every entry of the user; returns {now, root part of each removed field...}.
+# KEYS: typing deadlines, then the typing hash of each (user, conversation) pair. ARGV: now, then user_id and
+# conversation_id of each pair. Removes every entry of each user in that conversation; returns {now, then
+# per pair: the number of entries removed, and the root part of each removed field}. One call for a whole
+# batch of posts: a redis-py pipeline of one script call per post cost the api about 100 µs per post.
 _CLEAR_TYPING = (
     _NOW
     + """
-local now = now_ms(ARGV[3])
-local prefix = ARGV[1] .. '/'
+local now = now_ms(ARGV[1])
 local result = {now}
-for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(field, 1, #prefix) == prefix then
-    redis.call('HDEL', KEYS[1], field)
-    redis.call('ZREM', KEYS[2], ARGV[2] .. '/' .. field)
-    table.insert(result, string.sub(field, #prefix + 1))
+for i = 2, #KEYS do
+  local prefix = ARGV[2 * i - 2] .. '/'
+  local conversation = ARGV[2 * i - 1]
+  local removed = {}
+  for _, field in ipairs(redis.call('HKEYS', KEYS[i])) do
+    if string.sub(field, 1, #prefix) == prefix then
+      redis.call('HDEL', KEYS[i], field)
+      redis.call('ZREM', KEYS[1], conversation .. '/' .. field)
+      table.insert(removed, string.sub(field, #prefix + 1))
+    end
   end
+  table.insert(result, #removed)
+  for _, root in ipairs(removed) do table.insert(result, root) end
 end
 return result
 """
@@ -232,7 +240,7 @@ class RedisPresenceStore:
         self._due = redis.register_script(_DUE)
         self._expire_presence = redis.register_script(_EXPIRE_PRESENCE)
         self._set_typing = redis.register_script(_SET_TYPING)
-        self._clear_typing = redis.register_script(_CLEAR_TYPING)
+        self._clear_typing = PackedScript(redis, _CLEAR_TYPING)
         self._expire_typing = redis.register_script(_EXPIRE_TYPING)
         self._typing_entries = redis.register_script(_TYPING_ENTRIES)
 
@@ -300,30 +308,21 @@ class RedisPresenceStore:
         return await self.clear_typing_many([(conversation_id, user_id)])
 
     async def clear_typing_many(self, pairs: Sequence[tuple[UUID, UUID]]) -> list[TypingUpdate]:
-        """:meth:`clear_typing` for many ``(conversation_id, user_id)`` at once, in one pipeline; the stops
+        """:meth:`clear_typing` for many ``(conversation_id, user_id)`` at once, in one script call; the stops
         of all of them, pair by pair."""
         if not pairs:
             return []
-        now_arg = self._now_arg()
-
-        def keys(conversation_id: UUID) -> list[str]:
-            return [typing_key(conversation_id), TYPING_DEADLINES]
-
-        def args(conversation_id: UUID, user_id: UUID) -> list[str]:
-            return [str(user_id), str(conversation_id), now_arg]
-
-        async def run() -> list[Any]:
-            if len(pairs) == 1:
-                (conversation_id, user_id), *_ = pairs
-                return [await self._clear_typing(keys(conversation_id), args(conversation_id, user_id))]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for conversation_id, user_id in pairs:
-                    await self._clear_typing(keys(conversation_id), args(conversation_id, user_id), pipe)
-                results: list[Any] = await pipe.execute()
-                return results
-
+        keys = [TYPING_DEADLINES] + [typing_key(conversation_id) for conversation_id, _ in pairs]
+        args: list[str | int] = [self._now_arg()]
+        for conversation_id, user_id in pairs:
+            args += (str(user_id), str(conversation_id))
+        now, *answer = await self._run(lambda: self._clear_typing(keys, args))
         stops: list[TypingUpdate] = []
-        for (conversation_id, user_id), (now, *roots) in zip(pairs, await self._run(run), strict=True):
+        position = 0
+        for conversation_id, user_id in pairs:
+            count = int(answer[position])
+            roots = answer[position + 1 : position + 1 + count]
+            position += 1 + count
             removed = sorted(
                 (TypingKey.from_field(conversation_id, f"{user_id}/{_text(root)}") for root in roots),
                 key=lambda entry: entry.field,
