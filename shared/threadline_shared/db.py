@@ -59,9 +59,14 @@ async def create_pool(
     **kwargs: Any,
 ) -> asyncpg.Pool:
     """A pool whose connections encode and decode json/jsonb with orjson; ``query_logger``, if given, sees
-    every query its connections run after they are set up."""
+    every query its connections run after they are set up.
+
+    Idle connections are kept (``max_inactive_connection_lifetime=0``): asyncpg otherwise arms a timer at
+    every release to close a connection idle for five minutes, which made a pooled query cost about 140 µs
+    of CPU instead of 110 (a query on a held connection: 55). A pool keeps at most ``max_size``."""
     init = partial(_init_connection, query_logger=query_logger)
     kwargs.setdefault("reset", release_connection)
+    kwargs.setdefault("max_inactive_connection_lifetime", 0)
     pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=init, **kwargs)
     assert pool is not None
     return pool
