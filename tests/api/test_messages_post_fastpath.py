@@ -247,7 +247,7 @@ async def test_a_post_that_fails_in_the_database_is_answered_500_once_not_tried_
 
     async with running_api(database_url, redis_url, query_observer=observe) as api:
         room = await open_room(api)
-        counts = "(uuid, uuid, uuid, timestamptz, bigint)"  # tl_unread_after_post, a step of the post
+        counts = "(uuid, uuid, uuid, timestamptz, bigint, integer)"  # tl_unread_after_post: in the post
         await pool.execute(f"ALTER FUNCTION tl_unread_after_post{counts} RENAME TO tl_gone")
         try:
             failed = await api.post(f"/api/threads/{room.id}/root", room.bob, json={"content": "x"})
@@ -258,3 +258,25 @@ async def test_a_post_that_fails_in_the_database_is_answered_500_once_not_tried_
     assert_problem(failed, 500, "RGP.INTERNAL")
     assert failed.headers["x-content-type-options"] == "nosniff" and failed.headers["x-request-id"]
     assert len(calls) == 1
+
+
+async def test_a_post_waiting_for_its_threads_lock_holds_back_no_other_post(
+    limitless: Api, pool: asyncpg.Pool
+) -> None:
+    room = await open_room(limitless)
+    busy, quiet = (
+        await post_root(limitless, room.alice, room.id),
+        await post_root(limitless, room.alice, room.id),
+    )
+
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM threads WHERE root_id = $1 FOR UPDATE", UUID(busy))
+        waiting = asyncio.create_task(
+            limitless.post(f"/api/messages/{busy}/reply", room.bob, json={"content": "waits"})
+        )
+        await asyncio.sleep(0.05)  # in the same batch or the next: either way it waits for the lock
+        answered = await limitless.post(f"/api/messages/{quiet}/reply", room.bob, json={"content": "goes"})
+        assert answered.status_code == 201
+        assert not waiting.done()
+
+    assert (await waiting).status_code == 201

@@ -43,6 +43,17 @@ async def test_a_read_older_than_a_delivered_membership_change_is_refused() -> N
     assert subject.subscribe_at(connection(conversation_id), 7)
 
 
+async def test_a_read_older_than_the_channels_opening_is_refused() -> None:
+    """A membership change between the read and the channel's opening was never delivered to the channel,
+    so the read may be stale: it is made again."""
+    subject, conversation_id = hub(), uuid.uuid4()
+    assert subject.subscribe_at(connection(conversation_id), 11)  # another stream opened it at seq 11
+    late = connection(conversation_id)
+    assert not subject.subscribe_at(late, 10)
+    assert late not in subject.channels[conversation_id].connections
+    assert subject.subscribe_at(connection(conversation_id), 11)
+
+
 async def test_during_shutdown_a_new_subscriber_is_closed_at_once() -> None:
     subject, conversation_id = hub(), uuid.uuid4()
     subject.closing = True

@@ -1,6 +1,6 @@
 -- A post in one round trip (contract 5.3, 6.5, 9.1; bench/api_posts.py).
 --
--- Measured before this migration: a reply cost the api seven round trips to PostgreSQL (the access check,
+-- Measured before this migration: a reply cost the api six round trips to PostgreSQL (the access check,
 -- BEGIN, the write, the unread counts, the event append, COMMIT) and each cost the api about 0.2 ms of CPU,
 -- mostly the kernel's loopback work; together they were about half of the api's CPU per post. Here the
 -- whole post is one statement: SELECT * FROM tl_post_message(...), in its own implicit transaction.
@@ -69,34 +69,49 @@ $$;
 
 -- The unread counts a post computes, kept for the next post in the thread (contract 5.8, 6.5). A count is
 -- the number of the thread's unread messages, so computing it reads them all; a participant who does not
--- read a busy thread made every post read the whole thread again. A cached count is used again only when it
--- is still exact: when the participant's bound (greatest(joined_at, read_at)) and the thread's
--- unread_version are those it was computed with. Every other change of a count moves one of the two:
--- reading and joining move the bound; deleting or restoring a message, an assistant message, and a post
--- that skipped the counts (over the participant cap) move unread_version. The rows of a thread are written
--- only under its row lock (posts hold it from their write to commit), so they change one post at a time.
--- Messages written straight into the table (test fixtures) must move unread_version too.
+-- read a busy thread made every post read the whole thread again. A cached count is used again only while it
+-- is exact, that is when nothing but this post changed it since: the participant's bound
+-- (greatest(joined_at, read_at): reading and joining move it) is the one it was made with, the thread holds
+-- one message more than then (any other writer of a message moves threads.message_count), and the thread's
+-- unread_version is unchanged (deleting or restoring a message moves it, by trigger, whoever writes it; so
+-- does a post that skipped the counts, over the participant cap). The rows of a thread are written only
+-- under its row lock (posts hold it from their write to commit), so they change one post at a time.
 ALTER TABLE threads ADD COLUMN unread_version bigint NOT NULL DEFAULT 0;
 CREATE TABLE unread_cache (
-    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    root_id uuid NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-    bound   timestamptz NOT NULL,
-    version bigint NOT NULL,
-    unread  bigint NOT NULL CHECK (unread >= 0),
+    user_id  uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    root_id  uuid NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    bound    timestamptz NOT NULL,
+    messages integer NOT NULL,
+    version  bigint NOT NULL,
+    unread   bigint NOT NULL CHECK (unread >= 0),
     PRIMARY KEY (root_id, user_id)
 );
 
--- The unread counts after a post of ``author`` (created at ``created``, the thread at ``version`` under its
--- lock) for every other active participant, by user id, and the cache rows updated: a valid cached count
--- plus one when the new message is past the participant's bound; else counted from one scan of the thread
--- from the lowest bound among the participants without a valid count.
+CREATE FUNCTION tl_void_unread_cache() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE threads SET unread_version = unread_version + 1 WHERE root_id = NEW.root_id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messages_void_unread_cache
+AFTER UPDATE OF deleted_at ON messages
+FOR EACH ROW WHEN (OLD.deleted_at IS DISTINCT FROM NEW.deleted_at)
+EXECUTE FUNCTION tl_void_unread_cache();
+
+-- The unread counts after a post of ``author`` (created at ``created``; the thread, under its lock, at
+-- ``version`` with ``messages`` messages) for every other active participant, by user id, and the cache rows
+-- updated: a valid cached count plus one when the new message is past the participant's bound; else counted
+-- from one scan of the thread from the lowest bound among the participants without a valid count.
 CREATE FUNCTION tl_unread_after_post(
-    conversation uuid, root uuid, author uuid, created timestamptz, version bigint
+    conversation uuid, root uuid, author uuid, created timestamptz, version bigint, messages integer
 ) RETURNS TABLE (user_id uuid, unread bigint)
 LANGUAGE sql AS $$
     WITH reader AS MATERIALIZED (
         SELECT p.user_id, greatest(p.joined_at, w.read_at) AS bound, c.unread AS cached,
-               coalesce(c.bound = greatest(p.joined_at, w.read_at) AND c.version = $5, false) AS valid
+               coalesce(
+                   c.bound = greatest(p.joined_at, w.read_at) AND c.version = $5 AND c.messages = $6 - 1, false
+               ) AS valid
         FROM participants p
         LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = $2
         LEFT JOIN unread_cache c ON c.root_id = $2 AND c.user_id = p.user_id
@@ -113,10 +128,11 @@ LANGUAGE sql AS $$
                END AS unread
         FROM reader r
     ), saved AS (
-        INSERT INTO unread_cache (user_id, root_id, bound, version, unread)
-        SELECT c.user_id, $2, c.bound, $5, c.unread FROM counted c
+        INSERT INTO unread_cache (user_id, root_id, bound, messages, version, unread)
+        SELECT c.user_id, $2, c.bound, $6, $5, c.unread FROM counted c
         ON CONFLICT (root_id, user_id)
-        DO UPDATE SET bound = EXCLUDED.bound, version = EXCLUDED.version, unread = EXCLUDED.unread
+        DO UPDATE SET bound = EXCLUDED.bound, messages = EXCLUDED.messages, version = EXCLUDED.version,
+                      unread = EXCLUDED.unread
     )
     SELECT c.user_id, c.unread FROM counted c ORDER BY c.user_id
 $$;
@@ -243,7 +259,7 @@ BEGIN
         SELECT 4, 'unread.update', format(
                    '{"type":"unread.update","payload":{"root_id":"%s","unread":%s}}', root, u.unread
                ), u.user_id
-        FROM tl_unread_after_post(conversation, root, author, created, thread_version) u
+        FROM tl_unread_after_post(conversation, root, author, created, thread_version, messages_in_thread) u
         WHERE participants <= unread_cap
     ) e;
 

@@ -55,7 +55,9 @@ class Channel:
         self.cursor = cursor
         self.connections: set[Connection] = set()
         self.pending_since: float | None = None
-        self.membership_seq = 0  # the newest membership.changed delivered here
+        # The newest membership.changed delivered here; at first the channel's opening cursor, since a change
+        # before it was never delivered here: a membership read older than the opening is read again.
+        self.membership_seq = cursor
 
 
 class Hub:

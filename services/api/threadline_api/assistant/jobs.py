@@ -42,9 +42,7 @@ RETURNING {MESSAGE_COLUMNS}
 """
 _TOUCH_THREAD = """
 WITH thread AS (
-    UPDATE threads
-    SET last_activity_at = greatest(last_activity_at, $3), message_count = message_count + 1,
-        unread_version = unread_version + 1  -- the cached unread counts miss this message (migration 0002)
+    UPDATE threads SET last_activity_at = greatest(last_activity_at, $3), message_count = message_count + 1
     WHERE root_id = $2
 )
 UPDATE conversations SET last_activity_at = greatest(last_activity_at, $3) WHERE id = $1

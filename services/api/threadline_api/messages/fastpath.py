@@ -5,10 +5,13 @@ posting is the busiest write of the api.
 Measured (bench/api_posts.py, 32 clients, 2 api processes, once a post was one SQL statement): through
 uvicorn's ASGI cycle, Starlette, the middleware, the route guard and the handler, a post cost the api about
 1.6 ms of CPU, and the api was half of the machine's CPU at 626 posts/s. The lean path keeps the same rules
-and shares the round trips the requests have in common: the posts that arrive in one loop turn are a batch,
-with one SQL query for their sessions, one rate-limit script call for their HTTP limits, and (with limiting
-on) one query for the route's checks and one script call for their posting limits, then each post's own
-statement (``tl_post_message``, run concurrently), then one pipeline that clears the authors' typing.
+and shares the round trips the requests have in common: the posts that arrive in one loop turn are checked
+as a batch, with one SQL query for their sessions, one rate-limit script call for their HTTP limits, and
+(with limiting on) one query for the route's checks and one script call for their posting limits. Each
+post then runs on its own (``tl_post_message``), so that a reply waiting for its thread's row lock holds
+back no other post's answer; the authors' typing is cleared in batches again, one script call for the
+posts that end in the same loop turn. A post sent to the database is always answered from here (201, or
+500 when its statement failed: it may have committed), never handed on to be made twice.
 
 It takes only the plain case and answers it exactly as the full application would (same status, body,
 headers, metrics and access-log line): a bearer token whose verification writes nothing, no ``Origin``, a
@@ -27,6 +30,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from uuid import UUID
 
 import orjson
@@ -99,6 +103,14 @@ class Declined:
     decision: Decision | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    """A post that passed the batch's checks: make it (its author, its HTTP rate-limit decision)."""
+
+    author_id: UUID
+    decision: Decision | None
+
+
 Outcome = Answer | Declined
 
 
@@ -147,7 +159,11 @@ class Posts:
         self.redis: Redis | None = None
         # Bodies the full path would refuse (413) or that are long go the full way.
         self.max_body_bytes = min(MAX_BODY_BYTES, app_state.settings.max_body_bytes)
-        self._jobs: MicroBatcher[Job, Answer | Declined] = MicroBatcher(self._run, max_in_flight=2)
+        # The checks are batched; each post then runs on its own, so that one waiting on its thread's lock
+        # holds back no other answer, and the authors' typing is cleared in batches again.
+        self._checks: MicroBatcher[Job, Cleared | Declined] = MicroBatcher(self._check, max_in_flight=2)
+        self._typing: MicroBatcher[tuple[UUID, UUID], None] = MicroBatcher(self._clear_typing)
+        self._making: set[asyncio.Task[Outcome]] = set()
         self._records = {
             (route, status): RequestRecord(service, "POST", route, status)
             for route in (ROOT_ROUTE, REPLY_ROUTE)
@@ -178,7 +194,34 @@ class Posts:
         if self.sessions is None or self.sessions.pool is not state["pool"]:  # first request, or new lifespan
             self.sessions = SessionService(state["pool"], self.app_state.settings, self.app_state.clock)
             self.limiter, self.rules, self.redis = state["limiter"], state["rules"], state["redis"]
-        return self._jobs.enqueue(Job(token, scope["path"], conversation_id, parent_id, *parsed))
+        job = Job(token, scope["path"], conversation_id, parent_id, *parsed)
+        result: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._checks.enqueue(job).add_done_callback(partial(self._checked, job, result))
+        return result
+
+    def _checked(
+        self, job: Job, result: asyncio.Future[Outcome], checked: asyncio.Future[Cleared | Declined]
+    ) -> None:
+        """A failed check batch declines its posts (no decision was made yet: see :meth:`_check`)."""
+        verdict = Declined() if checked.cancelled() or checked.exception() is not None else checked.result()
+        if isinstance(verdict, Declined):
+            if not result.done():
+                result.set_result(verdict)
+            return
+        task = asyncio.get_running_loop().create_task(self._make(job, verdict))
+        self._making.add(task)
+        task.add_done_callback(partial(self._made, result))
+
+    def _made(self, result: asyncio.Future[Outcome], task: asyncio.Task[Outcome]) -> None:
+        """A post that was sent to the database may have committed: from here on it is answered, never
+        handed on (a task cancelled at shutdown is answered 500 too)."""
+        self._making.discard(task)
+        if result.done():
+            return
+        if task.cancelled() or task.exception() is not None:
+            result.set_result(Answer(*problem_bytes(InternalError())))
+        else:
+            result.set_result(task.result())
 
     @staticmethod
     def outcome(scope: Scope, future: asyncio.Future[Answer | Declined]) -> Answer | None:
@@ -218,15 +261,14 @@ class Posts:
         if status == 201:
             FAST_POSTS.inc()
 
-    async def _run(self, jobs: Sequence[Job]) -> list[Answer | Declined]:
-        """One batch: the sessions, the HTTP limits, the posting limits (with the route's checks first), the
-        posts, then the authors' typing."""
-        assert self.sessions is not None and self.rules is not None
-        assert self.limiter is not None and self.redis is not None
-        pool = self.sessions.pool
+    async def _check(self, jobs: Sequence[Job]) -> list[Cleared | Declined]:
+        """One batch of checks: the sessions, the HTTP limits, then (limiting on) the route's checks and the
+        posting limits. Only a failure before any decision fails the batch; later, every post is declined
+        with its decision, so that the full path does not charge it again."""
+        assert self.sessions is not None and self.rules is not None and self.limiter is not None
         async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # else a stuck query would hold every post
-            rows = await lookup_rows(pool, [job.token for job in jobs])
-        answers: list[Answer | Declined] = [Declined()] * len(jobs)
+            rows = await lookup_rows(self.sessions.pool, [job.token for job in jobs])
+        verdicts: list[Cleared | Declined] = [Declined()] * len(jobs)
         users: dict[int, UUID] = {}  # job index -> author, for settled sessions
         for index, row in enumerate(rows):
             if self.sessions.settled(row):
@@ -241,39 +283,45 @@ class Posts:
         passed: dict[int, Decision | None] = {}
         for index, decision in zip(users, decisions, strict=True):
             if decision is not None and not decision.allowed:
-                answers[index] = Declined(decision)  # the full application answers the 429
+                verdicts[index] = Declined(decision)  # the full application answers the 429
             else:
                 passed[index] = decision
         if self.limiter.enabled:
-            passed = await self._posting_limits(jobs, users, passed, answers)
-        posted = await asyncio.gather(
-            *(self._post(jobs[index], users[index]) for index in passed), return_exceptions=True
-        )
-        made: list[tuple[UUID, UUID]] = []
-        for (index, decision), post in zip(passed.items(), posted, strict=True):
-            if isinstance(post, BaseException):
-                log.error("post failed", exc_info=post)
-                answers[index] = Answer(*problem_bytes(InternalError()))
-            elif post is None:
-                answers[index] = Declined(decision)
-            else:
-                made.append((post.conversation_id, users[index]))
-                body = _body(jobs[index], post)
-                headers = [
-                    (b"content-length", b"%d" % len(body)),
-                    JSON,
-                    *(decision.header_pairs() if decision else []),
+            try:
+                passed = await self._posting_limits(jobs, users, passed, verdicts)
+            except Exception:
+                log.exception("lean path checks failed; the application answers")
+                return [
+                    Declined(passed.get(index)) if index in passed else v for index, v in enumerate(verdicts)
                 ]
-                answers[index] = Answer(201, headers, body)
-        await clear_typing_after_posts(self.redis, made)  # never raises
-        return answers
+        for index, decision in passed.items():
+            verdicts[index] = Cleared(users[index], decision)
+        return verdicts
+
+    async def _make(self, job: Job, cleared: Cleared) -> Outcome:
+        """The post, then its author's typing cleared (batched with other posts' clears)."""
+        post = await self._post(job, cleared.author_id)
+        if post is None:
+            return Declined(cleared.decision)
+        try:
+            await self._typing.submit((post.conversation_id, cleared.author_id))
+        except Exception:  # the post has committed and must succeed
+            log.exception("typing not cleared after a post")
+        body = _body(job, post)
+        limit = cleared.decision.header_pairs() if cleared.decision is not None else []
+        return Answer(201, [(b"content-length", b"%d" % len(body)), JSON, *limit], body)
+
+    async def _clear_typing(self, posts: Sequence[tuple[UUID, UUID]]) -> list[None]:
+        assert self.redis is not None
+        await clear_typing_after_posts(self.redis, posts)  # logs a Redis failure itself
+        return [None] * len(posts)
 
     async def _posting_limits(
         self,
         jobs: Sequence[Job],
         users: dict[int, UUID],
         passed: dict[int, Decision | None],
-        answers: list[Answer | Declined],
+        answers: list[Cleared | Declined],
     ) -> dict[int, Decision | None]:
         """The posting limit comes after every other check of the route (8.7): those checks first (a refusal
         goes to the full path, which answers it), then one script call for the posts' buckets."""

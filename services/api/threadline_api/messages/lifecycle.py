@@ -13,7 +13,11 @@ from threadline_shared.db import Conn
 from threadline_shared.errors import Conflict
 from threadline_shared.eventlog import append_events
 
-_LOCK = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 FOR UPDATE"
+# NO KEY UPDATE: no change here touches the message's key, and the lock leaves a reply's or an assistant
+# job's foreign-key check (KEY SHARE) on it free. A delete or restore then locks the thread row (db migration
+# 0002's trigger voids its cached unread counts), which those take before or after the message: with FOR
+# UPDATE the two could deadlock.
+_LOCK = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 FOR NO KEY UPDATE"
 
 
 async def _locked(conn: Conn, message_id: UUID) -> asyncpg.Record:
@@ -42,17 +46,7 @@ async def edit(conn: Conn, message_id: UUID, editor: UUID, content: str, reason:
     await append_events(conn, row["conversation_id"], [updated_entry(updated)])
 
 
-# Deleting or restoring changes unread counts: the thread's cached counts are void (tl_unread_after_post, db
-# migration 0002). The thread row is locked before the message, in the order posts take them (a reply
-# holds its thread's row, then its parent's key), so that the two cannot deadlock.
-_VOID_CACHED_COUNTS = """
-UPDATE threads SET unread_version = unread_version + 1
-WHERE root_id = (SELECT root_id FROM messages WHERE id = $1)
-"""
-
-
 async def delete(conn: Conn, message_id: UUID, deleter: UUID, reason: str | None) -> None:
-    await conn.execute(_VOID_CACHED_COUNTS, message_id)
     row = await _locked(conn, message_id)
     if row["status"] == "streaming":
         raise Conflict("a streaming message cannot be deleted")
@@ -72,7 +66,6 @@ async def delete(conn: Conn, message_id: UUID, deleter: UUID, reason: str | None
 
 
 async def restore(conn: Conn, message_id: UUID) -> None:
-    await conn.execute(_VOID_CACHED_COUNTS, message_id)
     row = await _locked(conn, message_id)
     if row["deleted_at"] is None:
         return

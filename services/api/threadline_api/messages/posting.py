@@ -4,9 +4,9 @@ author's watermark, the durable events in the contract's order, the doorbell and
 is due, as one statement in its own transaction.
 
 Why in the database: each round trip of a post cost the api about 0.2 ms of CPU (bench/api_posts.py, most of
-it the kernel's loopback work), and a post had seven. The event envelopes are built there too, in the form
-the DTOs of :mod:`threadline_shared.dto.events` write (tests/api/test_messages_post_function.py holds the two
-to the same JSON)."""
+it the kernel's loopback work), and a post had six besides the session's. The event envelopes are built
+there too, in the form the DTOs of :mod:`threadline_shared.dto.events` write
+(tests/api/test_messages_post_function.py holds the two to the same JSON)."""
 
 from __future__ import annotations
 

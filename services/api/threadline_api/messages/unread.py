@@ -17,6 +17,12 @@ from threadline_shared.db import Conn
 
 # The database's own count (db migration 0002), which tl_post_message uses as well.
 _COUNT_FOR_PARTICIPANTS = "SELECT user_id, unread FROM tl_unread_counts($1, $2, $3::uuid[]) ORDER BY user_id"
+_COUNT_FOR_USER = """
+SELECT unread FROM tl_unread_counts(
+    $1, $2,
+    ARRAY(SELECT user_id FROM participants WHERE conversation_id = $1 AND left_at IS NULL AND user_id <> $3)
+)
+"""
 
 _SUMMARY = """
 SELECT m.root_id, count(*) AS unread
@@ -49,11 +55,10 @@ async def counts_for_participants(
 async def count_for_user(
     conn: Conn | asyncpg.Pool, conversation_id: UUID, root_id: UUID, user_id: UUID
 ) -> int:
-    """The user's unread count of the thread; 0 when not an active participant."""
-    for other, count in await counts_for_participants(conn, conversation_id, root_id, excluding=[]):
-        if other == user_id:
-            return count
-    return 0
+    """The user's unread count of the thread; 0 when not an active participant. The others are excluded, so
+    that the thread is read from this user's bound, not from the lowest of all."""
+    count: int | None = await conn.fetchval(_COUNT_FOR_USER, conversation_id, root_id, user_id)
+    return count or 0
 
 
 async def summary(conn: Conn | asyncpg.Pool, conversation_id: UUID, user_id: UUID) -> list[tuple[UUID, int]]:

@@ -12,8 +12,6 @@ from threadline_shared.dto.events import (
     MessageUpdatedEvent,
     ThreadActivity,
     ThreadActivityEvent,
-    ThreadNew,
-    ThreadNewEvent,
     UnreadUpdate,
     UnreadUpdateEvent,
 )
@@ -66,11 +64,6 @@ def created_entry(row: asyncpg.Record) -> LogEntry:
 
 def updated_entry(row: asyncpg.Record) -> LogEntry:
     return LogEntry(MessageUpdatedEvent(payload=message_view(row)))
-
-
-def thread_new_entry(summary: ThreadSummary, conversation_id: object) -> LogEntry:
-    payload = ThreadNew(conversation_id=conversation_id, root_id=summary.root_id, summary=summary)
-    return LogEntry(ThreadNewEvent(payload=payload))
 
 
 def thread_activity_entry(root_id: object, last_activity_at: object) -> LogEntry:
