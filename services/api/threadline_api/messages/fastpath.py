@@ -275,19 +275,19 @@ class Posts:
         """Make the post and answer it; the post, if made."""
         try:
             post = await self._post(job, cleared.author_id)
-        except BaseException as exc:  # cancelled at shutdown included
+            if post is None:
+                _settle(job.result, Declined(cleared.decision))
+                return None
+            body = _body(job, post)
+            limit = cleared.decision.header_pairs() if cleared.decision is not None else []
+            _settle(job.result, Answer(201, [(b"content-length", b"%d" % len(body)), JSON, *limit], body))
+            return post
+        except BaseException as exc:  # cancelled at shutdown included: answered, never handed on
             log.error("post failed", exc_info=exc)
             _settle(job.result, Answer(*problem_bytes(InternalError())))
             if not isinstance(exc, Exception):
                 raise
             return None
-        if post is None:
-            _settle(job.result, Declined(cleared.decision))
-            return None
-        body = _body(job, post)
-        limit = cleared.decision.header_pairs() if cleared.decision is not None else []
-        _settle(job.result, Answer(201, [(b"content-length", b"%d" % len(body)), JSON, *limit], body))
-        return post
 
     async def _verdicts(self, jobs: Sequence[Job]) -> list[Cleared | Declined]:
         """The sessions, the HTTP limits, then (limiting on) the route's checks and the posting limits. Only
