@@ -181,8 +181,14 @@ class Hub:
                             full[channel.conversation_id] = channel
                         channel.pending_since = None
                 pending = list(full.values())
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("reading the event log failed for %d conversations: %s", len(pending), exc)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            log.warning("reading the event log failed for %d conversations: %r", len(pending), exc)
+            if isinstance(exc, asyncpg.InternalClientError):
+                # A session cut mid-query (a PostgreSQL restart) can leave a pooled connection in a state
+                # asyncpg no longer recovers from ("cannot switch to state 12; another operation is in
+                # progress", MagicStack/asyncpg#1069): replace the pool's connections. Seen once in a
+                # fresh-clone run of tests/streamer/test_stream_database_restart.py; the loop then died.
+                await self.pool.expire_connections()
             for channel in pending:
                 channel.pending_since = channel.pending_since or started[channel.conversation_id]
             await asyncio.sleep(0.5)
