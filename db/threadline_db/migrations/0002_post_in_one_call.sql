@@ -102,7 +102,7 @@ EXECUTE FUNCTION tl_void_unread_cache();
 -- The unread counts after a post of ``author`` (created at ``created``; the thread, under its lock, at
 -- ``version`` with ``messages`` messages) for every other active participant, by user id, and the cache rows
 -- updated: a valid cached count plus one when the new message is past the participant's bound; else counted
--- from one scan of the thread from the lowest bound among the participants without a valid count.
+-- by tl_unread_counts for the participants without a valid count.
 CREATE FUNCTION tl_unread_after_post(
     conversation uuid, root uuid, author uuid, created timestamptz, version bigint, messages integer
 ) RETURNS TABLE (user_id uuid, unread bigint)
@@ -116,17 +116,14 @@ LANGUAGE sql AS $$
         LEFT JOIN read_watermarks w ON w.user_id = p.user_id AND w.root_id = $2
         LEFT JOIN unread_cache c ON c.root_id = $2 AND c.user_id = p.user_id
         WHERE p.conversation_id = $1 AND p.left_at IS NULL AND p.user_id IS DISTINCT FROM $3
-    ), recent AS MATERIALIZED (
-        SELECT m.created_at, m.author_user_id FROM messages m
-        WHERE m.root_id = $2 AND m.deleted_at IS NULL
-          AND m.created_at > (SELECT min(r.bound) FROM reader r WHERE NOT r.valid)
     ), counted AS (
-        SELECT r.user_id, r.bound,
-               CASE WHEN r.valid THEN r.cached + (r.bound < $4)::int
-                    ELSE (SELECT count(*) FROM recent m
-                           WHERE m.created_at > r.bound AND m.author_user_id IS DISTINCT FROM r.user_id)
-               END AS unread
-        FROM reader r
+        SELECT r.user_id, r.bound, r.cached + (r.bound < $4)::int AS unread FROM reader r WHERE r.valid
+        UNION ALL  -- the others counted afresh, by the one definition of a count
+        SELECT r.user_id, r.bound, u.unread
+        FROM tl_unread_counts(
+            $1, $2, array_remove(ARRAY[$3], NULL) || ARRAY(SELECT v.user_id FROM reader v WHERE v.valid)
+        ) u
+        JOIN reader r ON r.user_id = u.user_id
     ), saved AS (
         INSERT INTO unread_cache (user_id, root_id, bound, messages, version, unread)
         SELECT c.user_id, $2, c.bound, $6, $5, c.unread FROM counted c

@@ -154,7 +154,7 @@ class Posts:
     :class:`threadline_api.protocol.ApiHttpProtocol`."""
 
     def __init__(self, service: str, app_state: State) -> None:
-        """``app_state``: the application's state (its ``settings``, ``clock`` and ``after_post``)."""
+        """``app_state``: the application's state (its ``settings`` and ``clock``)."""
         self.app_state = app_state
         self.sessions: SessionService | None = None
         self.limiter: Limiter | None = None
