@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-REQUIRED_SCHEMA_VERSION = 2
+REQUIRED_SCHEMA_VERSION = 3
 
 # A connection as handlers hold it: a plain one or one acquired from a pool.
 Conn = asyncpg.Connection | PoolConnectionProxy

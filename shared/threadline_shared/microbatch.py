@@ -37,6 +37,12 @@ class MicroBatcher(Generic[Item, Result]):
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
+    @property
+    def waiting(self) -> int:
+        """How many items wait for a batch (all ``max_in_flight`` batches are running, or the loop has not
+        turned yet)."""
+        return len(self._pending)
+
     async def submit(self, item: Item) -> Result:
         return await self.enqueue(item)
 

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from starlette.applications import Starlette
 
 from tests.support.http import serve_app
 from threadline_api.app import create_app
@@ -53,6 +54,7 @@ class Api:
     settings: ApiSettings
     http: httpx.AsyncClient
     personas: dict[str, Persona] = field(default_factory=dict)
+    app: Starlette | None = None  # served in-process (None: a remote api process)
 
     async def request(
         self, method: str, path: str, user: Persona | None = None, **kwargs: Any
@@ -114,4 +116,4 @@ async def running_api(
     clock = FakeClock(datetime.now(UTC))
     app = create_app(settings, clock=clock, query_observer=query_observer)
     async with serve_app(app, http=ApiHttpProtocol) as url, httpx.AsyncClient(base_url=url) as http:
-        yield Api(url, clock, settings, http)
+        yield Api(url, clock, settings, http, app=app)

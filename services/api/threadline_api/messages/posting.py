@@ -10,6 +10,7 @@ there too, in the form the DTOs of :mod:`threadline_shared.dto.events` write
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -27,6 +28,22 @@ JOBS_CHANNEL = "tl_jobs"
 TOO_DEEP = f"a thread is at most {MAX_DEPTH} levels deep"
 
 _POST = "SELECT * FROM tl_post_message($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+_POST_MANY = "SELECT * FROM tl_post_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+BUSY = "busy"
+"""``tl_post_messages``' outcome for a post it did not make, so as not to wait for another transaction: the
+caller makes it on its own (:func:`post_message`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post to make: a root into ``conversation_id`` (``parent_id`` None) or a reply to ``parent_id``
+    (``conversation_id`` None)."""
+
+    conversation_id: UUID | None
+    parent_id: UUID | None
+    author_id: UUID
+    content: str
+    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +92,36 @@ async def post_message(
     if row["outcome"] != "ok":
         raise refusal(row["outcome"])
     return Posted(message_id, row["in_conversation"], row["in_thread"], row["at_depth"], row["assistant_job"])
+
+
+async def post_messages(
+    conn: Conn | asyncpg.Pool, posts: Sequence[Post], *, unread_fanout_max: int
+) -> list[Posted | str]:
+    """Make ``posts`` in one transaction (``tl_post_messages``, db migration 0003): for each, the post made,
+    or the outcome of one not made: a refusal (as :func:`refusal` reads it; it wrote nothing) or
+    :data:`BUSY` (it would have waited for another transaction; make it with :func:`post_message`).
+
+    A database error (``asyncpg.PostgresError``) means the transaction rolled back: none of the posts was
+    made. Any other failure (a lost connection) leaves it unknown whether they were."""
+    ids = [uuid7() for _ in posts]
+    rows = await conn.fetch(
+        _POST_MANY,
+        ids, [post.conversation_id for post in posts], [post.parent_id for post in posts],
+        [post.author_id for post in posts], [post.role for post in posts], [post.content for post in posts],
+        [path_label(message_id) for message_id in ids],
+        [excerpt(post.content, False) if post.parent_id is None else None for post in posts],
+        MAX_DEPTH, unread_fanout_max, EVENTS_CHANNEL, JOBS_CHANNEL,
+    )  # fmt: skip
+    outcomes: list[Posted | str | None] = [None] * len(posts)
+    for row in rows:
+        index = row["n"] - 1
+        outcomes[index] = (
+            Posted(
+                ids[index], row["in_conversation"], row["in_thread"], row["at_depth"], row["assistant_job"]
+            )
+            if row["outcome"] == "ok"
+            else row["outcome"]
+        )
+    if any(outcome is None for outcome in outcomes):
+        raise RuntimeError(f"tl_post_messages answered {len(rows)} rows for {len(posts)} posts")
+    return [outcome for outcome in outcomes if outcome is not None]

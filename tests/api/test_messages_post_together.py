@@ -1,0 +1,277 @@
+"""Posts made together: the lean path makes the posts of one batch in one transaction (``tl_post_messages``,
+db migration 0003; threadline_api.messages.fastpath). Each is made exactly as alone; a post that would wait
+for another transaction is left to be made alone; a batch the database refuses is made post by post; posts
+lost with their connection are answered 500 and not made again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.api import Api
+from tests.support.messages import events_after, last_seq, open_room, post_root, unlimited_api
+from tests.support.problems import assert_problem
+from threadline_api.messages.fastpath import Posts
+from threadline_api.messages.posting import BUSY, Post, Posted, post_messages
+from threadline_shared.ids import uuid7
+
+REPLY_EVENTS = ["message.created", "thread.activity", "unread.update", "unread.update"]
+
+
+@pytest.fixture
+async def observed(
+    pool: asyncpg.Pool, redis: Redis, database_url: str, redis_url: str
+) -> AsyncIterator[tuple[Api, list[Any]]]:
+    """An api whose posting limit no test reaches, and the posting calls it sends to the database
+    (``redis``: its buckets are emptied after the test, as the ``api`` fixture's are)."""
+    calls: list[Any] = []
+
+    def observe(record: Any) -> None:
+        if "tl_post_message" in record.query:
+            calls.append(record)
+
+    async with unlimited_api(pool, database_url, redis_url, query_observer=observe) as api:
+        yield api, calls
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(0.01)
+
+
+async def waiting_for_locks(pool: asyncpg.Pool, query: str) -> list[int]:
+    """The backends of this database that wait for a lock while running a query containing ``query``."""
+    rows = await pool.fetch(
+        """
+        SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock' AND position($1 IN query) > 0
+        """,
+        query,
+    )
+    return [row["pid"] for row in rows]
+
+
+def lean_posts(api: Api) -> Posts:
+    assert api.app is not None
+    posts: Posts = api.app.state.posts
+    return posts
+
+
+@asynccontextmanager
+async def one_batch(api: Api, pool: asyncpg.Pool, posts: int) -> AsyncIterator[None]:
+    """The ``posts`` sent in the block wait in line and go as one batch when it is left: both of the lean
+    path's batches in flight are replies that wait for a thread's row lock, held here until then."""
+    room = await open_room(api)
+    root = await post_root(api, room.alice, room.id)
+    held: list[asyncio.Task[httpx.Response]] = []
+    async with pool.acquire() as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        try:
+            await holder.execute("SELECT FROM threads WHERE root_id = $1 FOR UPDATE", UUID(root))
+            for count in (1, 2):  # one batch each: the second is sent once the first waits
+                reply = api.post(f"/api/messages/{root}/reply", room.bob, json={"content": "held"})
+                held.append(asyncio.create_task(reply))
+                await until(
+                    lambda: _at_least(waiting_for_locks(pool, "tl_post_message("), count)  # noqa: B023
+                )
+            yield
+            await until(lambda: _true(lean_posts(api).waiting == posts))
+        finally:
+            await transaction.commit()
+    assert [(await task).status_code for task in held] == [201, 201]
+
+
+async def _at_least(pids: Awaitable[list[int]], count: int) -> bool:
+    return len(await pids) >= count
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def made_together(calls: list[Any]) -> list[int]:
+    """The number of posts of each tl_post_messages call."""
+    return [len(call.args[0]) for call in calls if "tl_post_messages(" in call.query]
+
+
+async def test_posts_made_together_are_numbered_and_each_made_as_alone(api: Api, pool: asyncpg.Pool) -> None:
+    first, second, third = await open_room(api), await open_room(api), await open_room(api)
+    root = await post_root(api, first.alice, first.id)
+    seqs = [await last_seq(pool, room.id) for room in (first, second, third)]
+
+    outcomes = await post_messages(
+        pool,
+        [
+            Post(None, UUID(root), first.bob.id, "a reply", "user"),
+            Post(UUID(second.id), None, second.alice.id, "a root", "user"),
+            Post(None, uuid7(), first.bob.id, "to nothing", "user"),
+            Post(UUID(third.id), None, third.dave.id, "not a participant", "user"),
+        ],
+        unread_fanout_max=api.settings.unread_fanout_max_participants,
+    )
+
+    reply, new_root, unknown, outsider = outcomes
+    assert isinstance(reply, Posted) and isinstance(new_root, Posted)
+    assert (reply.conversation_id, reply.root_id, reply.depth) == (UUID(first.id), UUID(root), 2)
+    assert (new_root.conversation_id, new_root.root_id, new_root.depth) == (
+        UUID(second.id),
+        new_root.message_id,
+        1,
+    )
+    assert (unknown, outsider) == ("message_not_found", "not_participant")
+    first_events = await events_after(pool, first.id, seqs[0])
+    assert [event["type"] for event in first_events] == REPLY_EVENTS
+    assert [event["seq"] for event in first_events] == list(range(seqs[0] + 1, seqs[0] + 5))
+    assert first_events[0]["envelope"]["payload"]["id"] == str(reply.message_id)
+    second_events = await events_after(pool, second.id, seqs[1])
+    assert [event["type"] for event in second_events] == ["thread.new", *REPLY_EVENTS]
+    assert await events_after(pool, third.id, seqs[2]) == []
+    stored = await pool.fetch("SELECT id FROM messages WHERE content IN ('to nothing', 'not a participant')")
+    assert stored == []
+
+
+async def test_a_second_post_into_a_conversation_is_left_to_be_made_alone(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    room = await open_room(api)
+    roots = [UUID(await post_root(api, room.alice, room.id)) for _ in range(2)]
+    seq = await last_seq(pool, room.id)
+
+    outcomes = await post_messages(
+        pool,
+        [
+            Post(None, roots[0], room.bob.id, "first", "user"),
+            Post(None, roots[1], room.bob.id, "second", "user"),
+        ],
+        unread_fanout_max=api.settings.unread_fanout_max_participants,
+    )
+
+    assert isinstance(outcomes[0], Posted) and outcomes[1] == BUSY
+    assert await last_seq(pool, room.id) == seq + len(REPLY_EVENTS)
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'second'") == 0
+
+
+async def test_a_reply_whose_thread_is_locked_is_not_waited_for(api: Api, pool: asyncpg.Pool) -> None:
+    busy, quiet = await open_room(api), await open_room(api)
+    root = await post_root(api, busy.alice, busy.id)
+
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT FROM threads WHERE root_id = $1 FOR UPDATE", UUID(root))
+        async with asyncio.timeout(10):
+            outcomes = await post_messages(
+                pool,
+                [
+                    Post(None, UUID(root), busy.bob.id, "waits", "user"),
+                    Post(UUID(quiet.id), None, quiet.alice.id, "goes", "user"),
+                ],
+                unread_fanout_max=api.settings.unread_fanout_max_participants,
+            )
+
+    assert outcomes[0] == BUSY and isinstance(outcomes[1], Posted)
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'waits'") == 0
+
+
+async def test_a_batch_of_posts_is_made_in_one_transaction(
+    observed: tuple[Api, list[Any]], pool: asyncpg.Pool
+) -> None:
+    api, calls = observed
+    rooms = [await open_room(api) for _ in range(4)]
+    roots = [await post_root(api, room.alice, room.id) for room in rooms]
+    seqs = [await last_seq(pool, room.id) for room in rooms]
+
+    async with one_batch(api, pool, posts=5):
+        answers = [
+            asyncio.create_task(
+                api.post(f"/api/messages/{root}/reply", room.bob, json={"content": "together"})
+            )
+            for room, root in zip(rooms, roots, strict=True)
+        ]
+        answers.append(  # a second reply into the first conversation: made alone, after the batch's
+            asyncio.create_task(
+                api.post(f"/api/messages/{roots[0]}/reply", rooms[0].bob, json={"content": "2"})
+            )
+        )
+
+    responses = [await answer for answer in answers]
+    assert [response.status_code for response in responses] == [201] * 5
+    assert made_together(calls) == [5]
+    made = {response.json()["message_id"] for response in responses}
+    stored = await pool.fetch("SELECT id FROM messages WHERE content IN ('together', '2')")
+    assert {str(row["id"]) for row in stored} == made
+    for index, (room, seq) in enumerate(zip(rooms, seqs, strict=True)):
+        events = await events_after(pool, room.id, seq)
+        assert [event["seq"] for event in events] == list(range(seq + 1, seq + len(events) + 1))
+        assert [event["type"] for event in events] == REPLY_EVENTS * (2 if index == 0 else 1)
+
+
+async def test_a_batch_the_database_refuses_is_made_post_by_post(
+    observed: tuple[Api, list[Any]], pool: asyncpg.Pool
+) -> None:
+    api, calls = observed
+    rooms = [await open_room(api) for _ in range(3)]
+    arguments = (
+        "(uuid[], uuid[], uuid[], uuid[], text[], text[], text[], text[], integer, integer, text, text)"
+    )
+
+    await pool.execute(f"ALTER FUNCTION tl_post_messages{arguments} RENAME TO tl_gone")
+    try:
+        async with one_batch(api, pool, posts=3):
+            answers = [
+                asyncio.create_task(
+                    api.post(f"/api/threads/{room.id}/root", room.alice, json={"content": "x"})
+                )
+                for room in rooms
+            ]
+        responses = [await answer for answer in answers]
+    finally:
+        await pool.execute(f"ALTER FUNCTION tl_gone{arguments} RENAME TO tl_post_messages")
+
+    assert [response.status_code for response in responses] == [201] * 3
+    assert made_together(calls) == [3]  # tried once together, then each alone
+    for room in rooms:
+        assert (
+            await pool.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", UUID(room.id))
+            == 1
+        )
+
+
+async def test_posts_lost_with_their_connection_are_answered_500_and_not_made_again(
+    observed: tuple[Api, list[Any]], pool: asyncpg.Pool
+) -> None:
+    """Made or not is unknown once the connection is lost (here: before the commit), so neither post is
+    handed on or made again."""
+    api, calls = observed
+    rooms = [await open_room(api) for _ in range(2)]
+
+    async with pool.acquire() as holder, holder.transaction():
+        # Each post's last lock is its conversation's row: the batch waits for the first one's.
+        await holder.execute(
+            "SELECT FROM conversations WHERE id = ANY ($1::uuid[]) FOR NO KEY UPDATE",
+            [UUID(room.id) for room in rooms],
+        )
+        async with one_batch(api, pool, posts=2):
+            answers = [
+                asyncio.create_task(
+                    api.post(f"/api/threads/{room.id}/root", room.alice, json={"content": "lost"})
+                )
+                for room in rooms
+            ]
+        await until(lambda: _at_least(waiting_for_locks(pool, "tl_post_messages("), 1))
+        (pid,) = await waiting_for_locks(pool, "tl_post_messages(")
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        responses = [await answer for answer in answers]
+
+    for response in responses:
+        assert_problem(response, 500, "RGP.INTERNAL")
+    assert [call for call in calls if "tl_post_message(" in call.query and "lost" in call.args] == []
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'lost'") == 0
