@@ -12,7 +12,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -30,15 +29,18 @@ REPLY_EVENTS = ["message.created", "thread.activity", "unread.update", "unread.u
 async def observed(
     pool: asyncpg.Pool, redis: Redis, database_url: str, redis_url: str
 ) -> AsyncIterator[tuple[Api, list[Any]]]:
-    """An api whose posting limit no test reaches, and the posting calls it sends to the database
-    (``redis``: its buckets are emptied after the test, as the ``api`` fixture's are)."""
+    """An api whose posting limit no test reaches and whose batches wait for locks as long as it takes (see
+    :func:`one_batch`), and the posting calls it sends to the database (``redis``: its buckets are emptied
+    after the test, as the ``api`` fixture's are)."""
     calls: list[Any] = []
 
     def observe(record: Any) -> None:
         if "tl_post_message" in record.query:
             calls.append(record)
 
-    async with unlimited_api(pool, database_url, redis_url, query_observer=observe) as api:
+    async with unlimited_api(
+        pool, database_url, redis_url, query_observer=observe, post_batch_lock_wait_ms=60_000
+    ) as api:
         yield api, calls
 
 
@@ -48,15 +50,10 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -
             await asyncio.sleep(0.01)
 
 
-async def waiting_for_locks(pool: asyncpg.Pool, query: str) -> list[int]:
-    """The backends of this database that wait for a lock while running a query containing ``query``."""
-    rows = await pool.fetch(
-        """
-        SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock' AND position($1 IN query) > 0
-        """,
-        query,
-    )
+async def blocked_by(pool: asyncpg.Pool, holder: asyncpg.Connection) -> list[int]:
+    """The backends that wait for a lock ``holder`` holds."""
+    pid = holder.get_server_pid()
+    rows = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))", pid)
     return [row["pid"] for row in rows]
 
 
@@ -68,27 +65,24 @@ def lean_posts(api: Api) -> Posts:
 
 @asynccontextmanager
 async def one_batch(api: Api, pool: asyncpg.Pool, posts: int) -> AsyncIterator[None]:
-    """The ``posts`` sent in the block wait in line and go as one batch when it is left: both of the lean
-    path's batches in flight are replies that wait for a thread's row lock, held here until then."""
+    """The ``posts`` sent in the block wait in line and go as one batch when it is left: the lean path's one
+    batch in flight is a root post that waits for its conversation's row, held here until then (the api's
+    batches must wait for locks that long: ``post_batch_lock_wait_ms``)."""
     room = await open_room(api)
-    root = await post_root(api, room.alice, room.id)
-    held: list[asyncio.Task[httpx.Response]] = []
     async with pool.acquire() as holder:
         transaction = holder.transaction()
         await transaction.start()
         try:
-            await holder.execute("SELECT FROM threads WHERE root_id = $1 FOR UPDATE", UUID(root))
-            for count in (1, 2):  # one batch each: the second is sent once the first waits
-                reply = api.post(f"/api/messages/{root}/reply", room.bob, json={"content": "held"})
-                held.append(asyncio.create_task(reply))
-                await until(
-                    lambda: _at_least(waiting_for_locks(pool, "tl_post_message("), count)  # noqa: B023
-                )
+            await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(room.id))
+            blocker = asyncio.create_task(
+                api.post(f"/api/threads/{room.id}/root", room.alice, json={"content": "held"})
+            )
+            await until(lambda: _at_least(blocked_by(pool, holder), 1))
             yield
             await until(lambda: _true(lean_posts(api).waiting == posts))
         finally:
             await transaction.commit()
-    assert [(await task).status_code for task in held] == [201, 201]
+    assert (await blocker).status_code == 201
 
 
 async def _at_least(pids: Awaitable[list[int]], count: int) -> bool:
@@ -118,6 +112,7 @@ async def test_posts_made_together_are_numbered_and_each_made_as_alone(api: Api,
             Post(UUID(third.id), None, third.dave.id, "not a participant", "user"),
         ],
         unread_fanout_max=api.settings.unread_fanout_max_participants,
+        lock_wait_ms=None,
     )
 
     reply, new_root, unknown, outsider = outcomes
@@ -154,6 +149,7 @@ async def test_a_second_post_into_a_conversation_is_left_to_be_made_alone(
             Post(None, roots[1], room.bob.id, "second", "user"),
         ],
         unread_fanout_max=api.settings.unread_fanout_max_participants,
+        lock_wait_ms=None,
     )
 
     assert isinstance(outcomes[0], Posted) and outcomes[1] == BUSY
@@ -175,6 +171,7 @@ async def test_a_reply_whose_thread_is_locked_is_not_waited_for(api: Api, pool: 
                     Post(UUID(quiet.id), None, quiet.alice.id, "goes", "user"),
                 ],
                 unread_fanout_max=api.settings.unread_fanout_max_participants,
+                lock_wait_ms=None,
             )
 
     assert outcomes[0] == BUSY and isinstance(outcomes[1], Posted)
@@ -189,6 +186,7 @@ async def test_a_batch_of_posts_is_made_in_one_transaction(
     roots = [await post_root(api, room.alice, room.id) for room in rooms]
     seqs = [await last_seq(pool, room.id) for room in rooms]
 
+    before = len(calls)
     async with one_batch(api, pool, posts=5):
         answers = [
             asyncio.create_task(
@@ -204,7 +202,7 @@ async def test_a_batch_of_posts_is_made_in_one_transaction(
 
     responses = [await answer for answer in answers]
     assert [response.status_code for response in responses] == [201] * 5
-    assert made_together(calls) == [5]
+    assert made_together(calls[before:]) == [1, 5]  # one_batch's post that held the batch back, then these
     made = {response.json()["message_id"] for response in responses}
     stored = await pool.fetch("SELECT id FROM messages WHERE content IN ('together', '2')")
     assert {str(row["id"]) for row in stored} == made
@@ -219,13 +217,13 @@ async def test_a_batch_the_database_refuses_is_made_post_by_post(
 ) -> None:
     api, calls = observed
     rooms = [await open_room(api) for _ in range(3)]
-    arguments = (
-        "(uuid[], uuid[], uuid[], uuid[], text[], text[], text[], text[], integer, integer, text, text)"
-    )
+    arguments = "(uuid[], uuid[], uuid[], uuid[], text[], text[], text[], text[], int, int, text, text, int)"
 
-    await pool.execute(f"ALTER FUNCTION tl_post_messages{arguments} RENAME TO tl_gone")
+    before = len(calls)
     try:
         async with one_batch(api, pool, posts=3):
+            # Gone once the batch that holds these back is running.
+            await pool.execute(f"ALTER FUNCTION tl_post_messages{arguments} RENAME TO tl_gone")
             answers = [
                 asyncio.create_task(
                     api.post(f"/api/threads/{room.id}/root", room.alice, json={"content": "x"})
@@ -237,7 +235,7 @@ async def test_a_batch_the_database_refuses_is_made_post_by_post(
         await pool.execute(f"ALTER FUNCTION tl_gone{arguments} RENAME TO tl_post_messages")
 
     assert [response.status_code for response in responses] == [201] * 3
-    assert made_together(calls) == [3]  # tried once together, then each alone
+    assert made_together(calls[before:]) == [1, 3]  # (see one_batch) tried once together, then each alone
     for room in rooms:
         assert (
             await pool.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", UUID(room.id))
@@ -266,8 +264,8 @@ async def test_posts_lost_with_their_connection_are_answered_500_and_not_made_ag
                 )
                 for room in rooms
             ]
-        await until(lambda: _at_least(waiting_for_locks(pool, "tl_post_messages("), 1))
-        (pid,) = await waiting_for_locks(pool, "tl_post_messages(")
+        await until(lambda: _at_least(blocked_by(pool, holder), 1))
+        (pid,) = await blocked_by(pool, holder)
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
         responses = [await answer for answer in answers]
 
@@ -275,3 +273,46 @@ async def test_posts_lost_with_their_connection_are_answered_500_and_not_made_ag
         assert_problem(response, 500, "RGP.INTERNAL")
     assert [call for call in calls if "tl_post_message(" in call.query and "lost" in call.args] == []
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'lost'") == 0
+
+
+async def test_posts_made_together_wait_for_a_lock_no_longer_than_told(api: Api, pool: asyncpg.Pool) -> None:
+    room = await open_room(api)
+    seq = await last_seq(pool, room.id)
+
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(room.id))
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            await post_messages(
+                pool,
+                [Post(UUID(room.id), None, room.alice.id, "waits", "user")],
+                unread_fanout_max=api.settings.unread_fanout_max_participants,
+                lock_wait_ms=50,
+            )
+
+    assert await last_seq(pool, room.id) == seq
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'waits'") == 0
+
+
+async def test_a_batch_kept_waiting_for_a_lock_is_made_post_by_post_and_holds_back_no_other(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    """The api's batches wait for a lock at most ``post_batch_lock_wait_ms`` (50 ms by default)."""
+    held, free = await open_room(api), await open_room(api)
+
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(held.id))
+        waiting = asyncio.create_task(
+            api.post(f"/api/threads/{held.id}/root", held.alice, json={"content": "waits"})
+        )
+        await until(lambda: _at_least(blocked_by(pool, holder), 1))
+        answered = await api.post(f"/api/threads/{free.id}/root", free.alice, json={"content": "goes"})
+        assert answered.status_code == 201
+        assert not waiting.done()
+        (alone,) = await blocked_by(pool, holder)  # now made on its own, still waiting
+        query = await pool.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", alone)
+        assert "tl_post_message(" in query
+
+    made = await waiting
+    assert made.status_code == 201
+    stored = await pool.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", UUID(held.id))
+    assert stored == 1

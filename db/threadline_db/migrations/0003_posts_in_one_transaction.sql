@@ -15,10 +15,15 @@
 -- batches take conversation rows (each post's last lock, as in tl_post_message) in the same order, so they
 -- cannot deadlock each other; a single post takes one conversation row, last, so it cannot close a cycle
 -- with a batch either. A refused post writes nothing, as in tl_post_message.
+--
+-- lock_wait_ms (NULL: no limit) bounds any lock wait of the transaction (lock_timeout): a batch that waits
+-- longer, for instance for a conversation row another transaction holds, fails with lock_not_available and
+-- rolls back, and the caller makes its posts one by one; so no lock holds back a batch for long, and a lock
+-- cycle with another transaction ends as quickly.
 CREATE FUNCTION tl_post_messages(
     ids uuid[], conversations uuid[], parents uuid[], authors uuid[], roles text[], contents text[],
     labels text[], excerpts text[], max_depth integer, unread_cap integer, events_channel text,
-    jobs_channel text
+    jobs_channel text, lock_wait_ms integer
 ) RETURNS TABLE (
     n integer, outcome text, in_conversation uuid, in_thread uuid, at_depth integer, assistant_job uuid
 )
@@ -28,6 +33,9 @@ DECLARE
     post record;
     posted_into uuid[] := '{}';
 BEGIN
+    IF lock_wait_ms IS NOT NULL THEN
+        PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);  -- to the end of the transaction
+    END IF;
     FOR post IN
         SELECT p.i::integer AS i, coalesce(p.conversation, m.conversation_id) AS conversation,
                m.root_id AS root

@@ -170,8 +170,10 @@ class Posts:
         # Bodies the full path would refuse (413) or that are long go the full way.
         self.max_body_bytes = min(MAX_BODY_BYTES, app_state.settings.max_body_bytes)
         # A batch: its checks, then its posts in one transaction (one that would wait for another's lock
-        # is made on its own and holds back no other answer), then one script call for the authors' typing.
-        self._checks: MicroBatcher[Job, None] = MicroBatcher(self._check, max_in_flight=2)
+        # is made on its own, outside the batch, and holds back no other answer), then one script call for
+        # the authors' typing. One batch at a time (see _check).
+        self._checks: MicroBatcher[Job, None] = MicroBatcher(self._check, max_in_flight=1)
+        self._alone_tasks: set[asyncio.Task[None]] = set()
         self._records = {
             (route, status): RequestRecord(service, "POST", route, status)
             for route in (ROOT_ROUTE, REPLY_ROUTE)
@@ -253,10 +255,12 @@ class Posts:
     async def _check(self, jobs: Sequence[Job]) -> list[None]:
         """One batch: its checks, then its posts (made together), then its authors' typing.
 
-        The batch holds its place (two in flight) until all its posts have ended: the posts that arrive
-        meanwhile make the next batch larger, which shares its session query and its two script calls among
-        more posts. Measured: with the batch's place freed after the checks, batches stayed small and a post
-        cost the api about 200 µs more."""
+        One batch at a time, until its transaction has ended (the posts it leaves out go on outside it):
+        the posts that arrive meanwhile make the next batch larger, which shares its session query, its
+        script calls and its commit among more posts. Measured (bench/api_posts.py, 24 clients, 2 api
+        processes): with two batches in flight, 880-1,060 posts/s; with one, 1,160-1,280 posts/s, as
+        batches were twice as large. And with a batch's place freed after its checks (before posts were
+        made together), batches stayed small and a post cost the api about 200 µs more."""
         verdicts = await self._verdicts(jobs)  # a failure here (no decision yet) declines the whole batch
         cleared: list[tuple[Job, Cleared]] = []
         for job, verdict in zip(jobs, verdicts, strict=True):
@@ -269,29 +273,19 @@ class Posts:
         return [None] * len(jobs)
 
     async def _make_all(self, cleared: Sequence[tuple[Job, Cleared]]) -> None:
-        """The batch's posts, made together in one transaction and answered when it ends (a post that would
-        wait for another transaction's lock is made on its own, answered when it ends); then the authors'
-        typing. A post sent to the database may have committed: from then on it is answered here, 201 or
-        500, never handed on."""
-        assert self.redis is not None
-        if len(cleared) == 1:
-            posted = [await self._make(*cleared[0])]
-        else:
-            posted = await self._make_together(cleared)
-        made = [
-            (post.conversation_id, verdict.author_id)
-            for post, (_, verdict) in zip(posted, cleared, strict=True)
-            if post is not None
-        ]
-        try:
-            await clear_typing_after_posts(self.redis, made)  # logs a Redis failure itself
-        except Exception:
-            log.exception("typing not cleared after posts")
+        """The batch's posts, made together in one transaction and answered when it ends, then their
+        authors' typing. Those it leaves out, because they would wait for another transaction, are made on
+        their own, outside the batch (:meth:`_make_alone`). A post sent to the database may have committed:
+        from then on it is answered here, 201 or 500, never handed on."""
+        made = await self._make_together(cleared)
+        await self._clear_typing([(post.conversation_id, verdict.author_id) for post, verdict in made])
 
-    async def _make_together(self, cleared: Sequence[tuple[Job, Cleared]]) -> list[Posted | None]:
+    async def _make_together(self, cleared: Sequence[tuple[Job, Cleared]]) -> list[tuple[Posted, Cleared]]:
         """Make the posts in one transaction (``tl_post_messages``) and answer them; those it did not make
-        (:data:`BUSY`) are made on their own. The posts made, by position."""
+        (:data:`BUSY`), or all of them when the database rolled it back, are left to :meth:`_make_alone`.
+        The posts made."""
         assert self.sessions is not None
+        settings = self.app_state.settings
         posts = [
             Post(job.conversation_id, job.parent_id, verdict.author_id, job.content, job.role)
             for job, verdict in cleared
@@ -300,33 +294,50 @@ class Posts:
             outcomes = await post_messages(
                 self.sessions.pool,
                 posts,
-                unread_fanout_max=self.app_state.settings.unread_fanout_max_participants,
+                unread_fanout_max=settings.unread_fanout_max_participants,
+                lock_wait_ms=settings.post_batch_lock_wait_ms,
             )
         except BaseException as exc:
             if isinstance(exc, asyncpg.PostgresError) and rolled_back(exc):  # no post was made
-                log.warning("posts made together failed; each is made on its own", exc_info=True)
-                return list(await asyncio.gather(*(self._make(job, verdict) for job, verdict in cleared)))
+                log.info("posts made together rolled back (%s); each is made on its own", exc.sqlstate)
+                for job, verdict in cleared:
+                    self._make_alone(job, verdict)
+                return []
             # Made or not is unknown (a lost connection): answered, never made twice.
             log.error("posts failed", exc_info=exc)
             for job, _ in cleared:
                 _settle(job.result, Answer(*problem_bytes(InternalError())))
             if not isinstance(exc, Exception):
                 raise
-            return [None] * len(cleared)
-        posted: list[Posted | None] = [None] * len(cleared)
-        alone: list[int] = []
-        for index, ((job, verdict), outcome) in enumerate(zip(cleared, outcomes, strict=True)):
+            return []
+        made: list[tuple[Posted, Cleared]] = []
+        for (job, verdict), outcome in zip(cleared, outcomes, strict=True):
             if isinstance(outcome, Posted):
-                posted[index] = outcome
+                made.append((outcome, verdict))
                 _settle(job.result, _created(job, outcome, verdict.decision))
             elif outcome == BUSY:
-                alone.append(index)
+                self._make_alone(job, verdict)
             else:  # a refusal wrote nothing: the full application answers it
                 _settle(job.result, Declined(verdict.decision))
-        made_alone = await asyncio.gather(*(self._make(*cleared[index]) for index in alone))
-        for index, post in zip(alone, made_alone, strict=True):
-            posted[index] = post
-        return posted
+        return made
+
+    def _make_alone(self, job: Job, verdict: Cleared) -> None:
+        """Make the post on its own, in the background: it may wait for a lock, and the batches go on."""
+        task = asyncio.get_running_loop().create_task(self._alone(job, verdict))
+        self._alone_tasks.add(task)
+        task.add_done_callback(self._alone_tasks.discard)
+
+    async def _alone(self, job: Job, verdict: Cleared) -> None:
+        post = await self._make(job, verdict)
+        if post is not None:
+            await self._clear_typing([(post.conversation_id, verdict.author_id)])
+
+    async def _clear_typing(self, made: list[tuple[UUID, UUID]]) -> None:
+        assert self.redis is not None
+        try:
+            await clear_typing_after_posts(self.redis, made)  # logs a Redis failure itself
+        except Exception:
+            log.exception("typing not cleared after posts")
 
     async def _make(self, job: Job, cleared: Cleared) -> Posted | None:
         """Make the post on its own and answer it; the post, if made."""

@@ -28,7 +28,7 @@ JOBS_CHANNEL = "tl_jobs"
 TOO_DEEP = f"a thread is at most {MAX_DEPTH} levels deep"
 
 _POST = "SELECT * FROM tl_post_message($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-_POST_MANY = "SELECT * FROM tl_post_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+_POST_MANY = "SELECT * FROM tl_post_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 BUSY = "busy"
 """``tl_post_messages``' outcome for a post it did not make, so as not to wait for another transaction: the
 caller makes it on its own (:func:`post_message`)."""
@@ -95,14 +95,16 @@ async def post_message(
 
 
 async def post_messages(
-    conn: Conn | asyncpg.Pool, posts: Sequence[Post], *, unread_fanout_max: int
+    conn: Conn | asyncpg.Pool, posts: Sequence[Post], *, unread_fanout_max: int, lock_wait_ms: int | None
 ) -> list[Posted | str]:
     """Make ``posts`` in one transaction (``tl_post_messages``, db migration 0003): for each, the post made,
     or the outcome of one not made: a refusal (as :func:`refusal` reads it; it wrote nothing) or
     :data:`BUSY` (it would have waited for another transaction; make it with :func:`post_message`).
 
-    A database error (``asyncpg.PostgresError``) means the transaction rolled back: none of the posts was
-    made. Any other failure (a lost connection) leaves it unknown whether they were."""
+    ``lock_wait_ms`` bounds every lock wait (None: no bound); a longer one fails the transaction with
+    ``asyncpg.LockNotAvailableError``. An error of the statement (see
+    :func:`threadline_api.messages.fastpath.rolled_back`) means the transaction rolled back: none of the posts
+    was made. Any other failure (a lost connection) leaves it unknown whether they were."""
     ids = [uuid7() for _ in posts]
     rows = await conn.fetch(
         _POST_MANY,
@@ -110,7 +112,7 @@ async def post_messages(
         [post.author_id for post in posts], [post.role for post in posts], [post.content for post in posts],
         [path_label(message_id) for message_id in ids],
         [excerpt(post.content, False) if post.parent_id is None else None for post in posts],
-        MAX_DEPTH, unread_fanout_max, EVENTS_CHANNEL, JOBS_CHANNEL,
+        MAX_DEPTH, unread_fanout_max, EVENTS_CHANNEL, JOBS_CHANNEL, lock_wait_ms,
     )  # fmt: skip
     outcomes: list[Posted | str | None] = [None] * len(posts)
     for row in rows:
