@@ -9,15 +9,17 @@ and shares the round trips the requests have in common: the posts that arrive in
 as a batch, with one SQL query for their sessions, one rate-limit script call for their HTTP limits, and
 (with limiting on) one query for the route's checks and one script call for their posting limits. The
 posts are then made together, in one transaction (``tl_post_messages``, db migration 0003), and answered
-when it commits: one commit and one round trip for the batch. Measured (bench/api_posts.py, 32 clients):
-posts/s went from 810-930 to 1,010-1,280, the api's CPU per post from 585-815 µs to 400-500 µs and
-PostgreSQL's from 1.27-1.76 ms to 0.95-1.3 ms. A post that would wait for another transaction (its thread's
-row is locked, or the batch already posts into its conversation) is left out of it and made on its own
-(``tl_post_message``), answered when it ends, so that a reply waiting for its thread's row lock holds back
-no other post's answer. A batch the database refuses (an error that rolled it back) is made post by post.
-Once all posts of a batch have ended, one script call clears their authors' typing: the posts are answered
-before that, where the full path answers after it (typing is ephemeral; measured, a clear per post, or per
-few posts, cost the api 250-400 µs more per post). A post sent to the database is always answered from here
+when it commits: one commit and one round trip for the batch. Measured (bench/api_posts.py, 32 clients,
+one batch at a time): posts/s went from 810-930 to 1,450-1,740, the api's CPU per post from 585-815 µs to
+250-300 µs and PostgreSQL's from 1.27-1.76 ms to 0.8-0.95 ms. A post that would wait for another
+transaction (its thread's row is locked, or the batch already posts into its conversation) is left out of
+it and made on its own (``tl_post_message``), outside the batch, answered when it ends, so that a reply
+waiting for its thread's row lock holds back no other post's answer; a batch waits for any lock at most
+``post_batch_lock_wait_ms``, then rolls back and its posts are made one by one, as are those of a batch
+the database refuses (any error that says it rolled back). Once the batch's transaction has ended, one
+script call clears its authors' typing: the posts are answered before that, where the full path answers
+after it (typing is ephemeral; measured, a clear per post, or per few posts, cost the api 250-400 µs more
+per post). A post sent to the database is always answered from here
 (201, or 500 when it failed and may have committed, as after a lost connection), never handed on to be made
 twice.
 
