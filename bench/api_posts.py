@@ -122,6 +122,14 @@ def cpu_seconds(pids: set[int], with_children: bool = False) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to others while this machine's processes wanted it (``steal`` in
+    /proc/stat), summed over the CPUs: on a shared virtual host it is one cause of runs that vary."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def reference_loop_seconds() -> float:
     """A fixed pure-Python loop: how fast this machine is right now, for comparing runs on a shared host
     whose speed varies (on the development machine it took 1.1 s at the quickest, twice that at times)."""
@@ -189,6 +197,7 @@ async def run(args: argparse.Namespace) -> None:
             assert postgres.proc is not None
             api_pids = {process.proc.pid for process in processes if process.proc is not None}
             postgres_pids = {postgres.proc.pid}
+            steal_before = steal_seconds()
             api_before = cpu_seconds(api_pids)
             postgres_before = cpu_seconds(postgres_pids, with_children=True)
             started = time.perf_counter()
@@ -202,6 +211,7 @@ async def run(args: argparse.Namespace) -> None:
             elapsed = time.perf_counter() - started
             api_cpu = cpu_seconds(api_pids) - api_before
             postgres_cpu = cpu_seconds(postgres_pids, with_children=True) - postgres_before
+            steal = steal_seconds() - steal_before
         finally:
             for process in processes:
                 process.stop()
@@ -220,6 +230,7 @@ async def run(args: argparse.Namespace) -> None:
     api_us, postgres_us = api_cpu / posts * 1e6, postgres_cpu / posts * 1e6
     print(f"cpu per post       api {api_us:.0f} µs, PostgreSQL {postgres_us:.0f} µs")
     print(f"cpu count          {os.cpu_count()}")
+    print(f"cpu stolen         {steal / elapsed / (os.cpu_count() or 1):.0%} (by the hypervisor, in the run)")
     loop_after = reference_loop_seconds()
     print(f"reference loop     {loop_before:.2f} s before, {loop_after:.2f} s after (lower is faster)")
 

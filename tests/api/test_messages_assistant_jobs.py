@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
 
 from tests.support.api import Api
 from tests.support.messages import insert_chain, open_room, post_root, reply
+from threadline_api.assistant.jobs import _TOUCH_THREAD
 
 
 async def jobs(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -78,3 +81,33 @@ async def test_no_job_at_depth_64(api: Api, pool: asyncpg.Pool) -> None:
 
     assert [job["trigger_message_id"] for job in await jobs(pool)] == [UUID(at_63)]
     assert await pool.fetchval("SELECT depth FROM messages WHERE id = $1", UUID(at_64)) == 64
+
+
+async def test_starting_a_reply_takes_the_thread_before_the_conversation(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    """The order every post takes them in (db migrations 0002-0003); the other order closed a lock cycle with
+    a post that held the thread and waited for the conversation."""
+    room = await open_room(api)
+    root = await post_root(api, room.bob, room.id)
+
+    async with pool.acquire() as holder:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT FROM threads WHERE root_id = $1 FOR UPDATE", UUID(root))
+        async with pool.acquire() as starter, starter.transaction():
+            touching = asyncio.create_task(
+                starter.execute(_TOUCH_THREAD, UUID(room.id), UUID(root), datetime.now(UTC))
+            )
+            async with asyncio.timeout(10):  # until it waits for the thread
+                while not await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+                    holder.get_server_pid(),
+                ):
+                    await asyncio.sleep(0.01)
+            async with pool.acquire() as other, other.transaction():  # the conversation is still free
+                await other.execute(
+                    "SELECT FROM conversations WHERE id = $1 FOR UPDATE NOWAIT", UUID(room.id)
+                )
+            await held.commit()
+            await touching

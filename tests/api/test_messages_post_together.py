@@ -16,9 +16,16 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.api import Api
-from tests.support.messages import events_after, last_seq, open_room, post_root, unlimited_api
+from tests.support.messages import (
+    events_after,
+    last_seq,
+    open_room,
+    post_root,
+    unlimited_api,
+    unread_counts,
+)
 from tests.support.problems import assert_problem
-from threadline_api.messages.fastpath import Posts
+from threadline_api.messages.fastpath import Posts, rolled_back
 from threadline_api.messages.posting import BUSY, Post, Posted, post_messages
 from threadline_shared.ids import uuid7
 
@@ -63,19 +70,24 @@ def lean_posts(api: Api) -> Posts:
     return posts
 
 
+HOLD_WATERMARK = "SELECT FROM read_watermarks WHERE user_id = $1 AND root_id = $2 FOR UPDATE"
+"""A post takes its author's watermark of the thread (posting marks it read): held, the post waits for it."""
+
+
 @asynccontextmanager
 async def one_batch(api: Api, pool: asyncpg.Pool, posts: int) -> AsyncIterator[None]:
     """The ``posts`` sent in the block wait in line and go as one batch when it is left: the lean path's one
-    batch in flight is a root post that waits for its conversation's row, held here until then (the api's
+    batch in flight is a reply that waits for its author's watermark row, held here until then (the api's
     batches must wait for locks that long: ``post_batch_lock_wait_ms``)."""
     room = await open_room(api)
+    root = await post_root(api, room.alice, room.id)
     async with pool.acquire() as holder:
         transaction = holder.transaction()
         await transaction.start()
         try:
-            await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(room.id))
+            await holder.execute(HOLD_WATERMARK, room.alice.id, UUID(root))
             blocker = asyncio.create_task(
-                api.post(f"/api/threads/{room.id}/root", room.alice, json={"content": "held"})
+                api.post(f"/api/messages/{root}/reply", room.alice, json={"content": "held"})
             )
             await until(lambda: _at_least(blocked_by(pool, holder), 1))
             yield
@@ -133,6 +145,14 @@ async def test_posts_made_together_are_numbered_and_each_made_as_alone(api: Api,
     assert await events_after(pool, third.id, seqs[2]) == []
     stored = await pool.fetch("SELECT id FROM messages WHERE content IN ('to nothing', 'not a participant')")
     assert stored == []
+    for room, events in ((first, first_events), (second, second_events)):  # the counts are exact
+        personas = {str(persona.id): persona for persona in (room.alice, room.bob, room.carol)}
+        updates = [event for event in events if event["type"] == "unread.update"]
+        assert len(updates) == 2
+        for event in updates:
+            payload = event["envelope"]["payload"]
+            fresh = await unread_counts(api, personas[event["audience"]], room.id)
+            assert fresh[payload["root_id"]] == payload["unread"]
 
 
 async def test_a_second_post_into_a_conversation_is_left_to_be_made_alone(
@@ -202,7 +222,7 @@ async def test_a_batch_of_posts_is_made_in_one_transaction(
 
     responses = [await answer for answer in answers]
     assert [response.status_code for response in responses] == [201] * 5
-    assert made_together(calls[before:]) == [1, 5]  # one_batch's post that held the batch back, then these
+    assert made_together(calls[before:]) == [1, 1, 5]  # one_batch's root and its held reply, then these
     made = {response.json()["message_id"] for response in responses}
     stored = await pool.fetch("SELECT id FROM messages WHERE content IN ('together', '2')")
     assert {str(row["id"]) for row in stored} == made
@@ -235,7 +255,7 @@ async def test_a_batch_the_database_refuses_is_made_post_by_post(
         await pool.execute(f"ALTER FUNCTION tl_gone{arguments} RENAME TO tl_post_messages")
 
     assert [response.status_code for response in responses] == [201] * 3
-    assert made_together(calls[before:]) == [1, 3]  # (see one_batch) tried once together, then each alone
+    assert made_together(calls[before:]) == [1, 1, 3]  # (see one_batch) tried once together, then alone
     for room in rooms:
         assert (
             await pool.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", UUID(room.id))
@@ -250,22 +270,23 @@ async def test_posts_lost_with_their_connection_are_answered_500_and_not_made_ag
     handed on or made again."""
     api, calls = observed
     rooms = [await open_room(api) for _ in range(2)]
+    roots = [await post_root(api, room.alice, room.id) for room in rooms]
 
     async with pool.acquire() as holder, holder.transaction():
-        # Each post's last lock is its conversation's row: the batch waits for the first one's.
-        await holder.execute(
-            "SELECT FROM conversations WHERE id = ANY ($1::uuid[]) FOR NO KEY UPDATE",
-            [UUID(room.id) for room in rooms],
-        )
+        for root in roots:  # the batch waits for the first post's
+            await holder.execute(HOLD_WATERMARK, rooms[0].alice.id, UUID(root))
         async with one_batch(api, pool, posts=2):
             answers = [
                 asyncio.create_task(
-                    api.post(f"/api/threads/{room.id}/root", room.alice, json={"content": "lost"})
+                    api.post(f"/api/messages/{root}/reply", room.alice, json={"content": "lost"})
                 )
-                for room in rooms
+                for room, root in zip(rooms, roots, strict=True)
             ]
         await until(lambda: _at_least(blocked_by(pool, holder), 1))
         (pid,) = await blocked_by(pool, holder)
+        assert "tl_post_messages(" in await pool.fetchval(
+            "SELECT query FROM pg_stat_activity WHERE pid = $1", pid
+        )
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
         responses = [await answer for answer in answers]
 
@@ -275,16 +296,37 @@ async def test_posts_lost_with_their_connection_are_answered_500_and_not_made_ag
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'lost'") == 0
 
 
+async def test_a_post_whose_conversation_is_locked_is_not_waited_for(api: Api, pool: asyncpg.Pool) -> None:
+    busy, quiet = await open_room(api), await open_room(api)
+
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(busy.id))
+        async with asyncio.timeout(10):
+            outcomes = await post_messages(
+                pool,
+                [
+                    Post(UUID(busy.id), None, busy.alice.id, "waits", "user"),
+                    Post(UUID(quiet.id), None, quiet.alice.id, "goes", "user"),
+                ],
+                unread_fanout_max=api.settings.unread_fanout_max_participants,
+                lock_wait_ms=None,
+            )
+
+    assert outcomes[0] == BUSY and isinstance(outcomes[1], Posted)
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'waits'") == 0
+
+
 async def test_posts_made_together_wait_for_a_lock_no_longer_than_told(api: Api, pool: asyncpg.Pool) -> None:
     room = await open_room(api)
+    root = await post_root(api, room.alice, room.id)
     seq = await last_seq(pool, room.id)
 
     async with pool.acquire() as holder, holder.transaction():
-        await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(room.id))
+        await holder.execute(HOLD_WATERMARK, room.alice.id, UUID(root))
         with pytest.raises(asyncpg.LockNotAvailableError):
             await post_messages(
                 pool,
-                [Post(UUID(room.id), None, room.alice.id, "waits", "user")],
+                [Post(None, UUID(root), room.alice.id, "waits", "user")],
                 unread_fanout_max=api.settings.unread_fanout_max_participants,
                 lock_wait_ms=50,
             )
@@ -298,21 +340,44 @@ async def test_a_batch_kept_waiting_for_a_lock_is_made_post_by_post_and_holds_ba
 ) -> None:
     """The api's batches wait for a lock at most ``post_batch_lock_wait_ms`` (50 ms by default)."""
     held, free = await open_room(api), await open_room(api)
+    root = await post_root(api, held.alice, held.id)
+
+    async def waiting_alone(holder: asyncpg.Connection) -> bool:
+        pids = await blocked_by(pool, holder)
+        queries = await pool.fetch("SELECT query FROM pg_stat_activity WHERE pid = ANY ($1::int[])", pids)
+        return any("tl_post_message(" in row["query"] for row in queries)
 
     async with pool.acquire() as holder, holder.transaction():
-        await holder.execute("SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE", UUID(held.id))
+        await holder.execute(HOLD_WATERMARK, held.alice.id, UUID(root))
         waiting = asyncio.create_task(
-            api.post(f"/api/threads/{held.id}/root", held.alice, json={"content": "waits"})
+            api.post(f"/api/messages/{root}/reply", held.alice, json={"content": "waits"})
         )
-        await until(lambda: _at_least(blocked_by(pool, holder), 1))
+        await until(lambda: waiting_alone(holder))  # the batch gave up waiting: now made on its own
         answered = await api.post(f"/api/threads/{free.id}/root", free.alice, json={"content": "goes"})
         assert answered.status_code == 201
         assert not waiting.done()
-        (alone,) = await blocked_by(pool, holder)  # now made on its own, still waiting
-        query = await pool.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", alone)
-        assert "tl_post_message(" in query
 
     made = await waiting
     assert made.status_code == 201
-    stored = await pool.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", UUID(held.id))
-    assert stored == 1
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE content = 'waits'") == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "rolled"),
+    [
+        (asyncpg.LockNotAvailableError, True),  # 55P03
+        (asyncpg.DeadlockDetectedError, True),  # 40P01
+        (asyncpg.SerializationError, True),  # 40001
+        (asyncpg.UndefinedFunctionError, True),  # 42883
+        (asyncpg.UniqueViolationError, True),  # 23505
+        (asyncpg.QueryCanceledError, False),  # 57014: a cancel may land after the commit
+        (asyncpg.AdminShutdownError, False),  # 57P01: a terminated backend may have committed
+        (asyncpg.CrashShutdownError, False),  # 57P02
+        (asyncpg.ConnectionFailureError, False),  # 08006
+        (asyncpg.InternalServerError, False),  # XX000
+    ],
+)
+def test_only_errors_that_say_the_transaction_rolled_back_are_taken_as_such(
+    error: type[asyncpg.PostgresError], rolled: bool
+) -> None:
+    assert rolled_back(error("test")) is rolled

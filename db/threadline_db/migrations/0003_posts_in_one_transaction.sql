@@ -7,19 +7,20 @@
 -- are shared. The api saves a round trip per post as well.
 --
 -- tl_post_messages makes each post i with tl_post_message (its checks, its write, its events, its doorbell),
--- all in the caller's one transaction, and answers one row per post made or refused, numbered n = i. It
--- makes no post that would have to wait for another transaction's post, and answers 'busy' for it instead
--- (the caller makes it on its own): a reply whose thread row is locked (SKIP LOCKED), or a second post into
--- a conversation already posted to in this call. So one post waiting for a lock holds back no other post
--- of the batch, and the batch posts into a conversation once. The posts go in conversation order: two
--- batches take conversation rows (each post's last lock, as in tl_post_message) in the same order, so they
--- cannot deadlock each other; a single post takes one conversation row, last, so it cannot close a cycle
--- with a batch either. A refused post writes nothing, as in tl_post_message.
+-- all in the caller's one transaction, and answers one row per post made or refused, numbered n = i; a
+-- refused post writes nothing, as in tl_post_message. It makes no post that would wait for another
+-- transaction's post, and answers 'busy' for it instead (the caller makes it on its own): a reply whose
+-- thread row is locked, a post whose conversation row is locked (both tried with SKIP LOCKED, the thread's
+-- first, as every post takes them), or a second post into a conversation already posted to in this call.
+-- So a post waiting for a lock holds back no other post of the batch, and a busy conversation, whose row
+-- its own posts hold in turn, does not hold the batch back either. The posts go in conversation order.
 --
--- lock_wait_ms (NULL: no limit) bounds any lock wait of the transaction (lock_timeout): a batch that waits
--- longer, for instance for a conversation row another transaction holds, fails with lock_not_available and
--- rolls back, and the caller makes its posts one by one; so no lock holds back a batch for long, and a lock
--- cycle with another transaction ends as quickly.
+-- What a batch may still wait for: a reader's watermark row (mark-read writes it, then takes the
+-- conversation's row: a cycle with a batch that holds that row), a message's key share against a
+-- FOR UPDATE of it (assistant output, cancel), a concurrent insert of the same unique key. lock_wait_ms
+-- (NULL: no limit) bounds every lock wait of the transaction (lock_timeout): a batch that waits longer fails
+-- with lock_not_available and rolls back, and the caller makes its posts one by one; so no lock holds a
+-- batch back for long, and a lock cycle ends as quickly.
 CREATE FUNCTION tl_post_messages(
     ids uuid[], conversations uuid[], parents uuid[], authors uuid[], roles text[], contents text[],
     labels text[], excerpts text[], max_depth integer, unread_cap integer, events_channel text,
@@ -55,6 +56,11 @@ BEGIN
             END IF;
         END IF;
         IF post.conversation IS NOT NULL THEN
+            PERFORM FROM conversations c WHERE c.id = post.conversation FOR NO KEY UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN  -- locked (or unknown: made alone, it refuses itself)
+                RETURN QUERY SELECT post.i, 'busy', NULL::uuid, NULL::uuid, NULL::integer, NULL::uuid;
+                CONTINUE;
+            END IF;
             posted_into := posted_into || post.conversation;
         END IF;
         RETURN QUERY

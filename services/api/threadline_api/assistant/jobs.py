@@ -40,12 +40,17 @@ INSERT INTO messages (id, conversation_id, root_id, parent_id, author_user_id, r
 VALUES ($1, $2, $3, $4, NULL, 'assistant', '', $5::ltree, $6, 'streaming')
 RETURNING {MESSAGE_COLUMNS}
 """
+# The thread's row, then the conversation's (the order every post takes them in, db migrations 0002-0003):
+# the conversation's update waits for the thread's (a one-time filter on it), where an unreferenced CTE ran
+# after it, and a post holding the thread while it waited for the conversation closed a lock cycle.
 _TOUCH_THREAD = """
 WITH thread AS (
     UPDATE threads SET last_activity_at = greatest(last_activity_at, $3), message_count = message_count + 1
     WHERE root_id = $2
+    RETURNING root_id
 )
-UPDATE conversations SET last_activity_at = greatest(last_activity_at, $3) WHERE id = $1
+UPDATE conversations SET last_activity_at = greatest(last_activity_at, $3)
+WHERE id = $1 AND EXISTS (SELECT FROM thread)
 """
 _START = """
 UPDATE assistant_jobs

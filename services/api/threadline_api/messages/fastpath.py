@@ -12,16 +12,15 @@ posts are then made together, in one transaction (``tl_post_messages``, db migra
 when it commits: one commit and one round trip for the batch. Measured (bench/api_posts.py, 32 clients,
 one batch at a time): posts/s went from 810-930 to 1,450-1,740, the api's CPU per post from 585-815 µs to
 250-300 µs and PostgreSQL's from 1.27-1.76 ms to 0.8-0.95 ms. A post that would wait for another
-transaction (its thread's row is locked, or the batch already posts into its conversation) is left out of
-it and made on its own (``tl_post_message``), outside the batch, answered when it ends, so that a reply
-waiting for its thread's row lock holds back no other post's answer; a batch waits for any lock at most
-``post_batch_lock_wait_ms``, then rolls back and its posts are made one by one, as are those of a batch
-the database refuses (any error that says it rolled back). Once the batch's transaction has ended, one
-script call clears its authors' typing: the posts are answered before that, where the full path answers
-after it (typing is ephemeral; measured, a clear per post, or per few posts, cost the api 250-400 µs more
-per post). A post sent to the database is always answered from here
-(201, or 500 when it failed and may have committed, as after a lost connection), never handed on to be made
-twice.
+transaction (its thread's or its conversation's row is locked, or the batch already posts into its
+conversation) is left out of it and made on its own (``tl_post_message``), outside the batch, answered when
+it ends, so that a post waiting for a lock holds back no other post's answer; a batch waits for any lock at
+most ``post_batch_lock_wait_ms``, then rolls back and its posts are made one by one, as are those of a
+batch the database refuses (any error that says it rolled back). Once the batch's transaction has ended,
+one script call clears its authors' typing, in the background: the posts are answered before that, where
+the full path answers after it (typing is ephemeral; measured, a clear per post, or per few posts, cost the
+api 250-400 µs more per post). A post sent to the database is always answered from here (201, or 500 when
+it failed and may have committed, as after a lost connection), never handed on to be made twice.
 
 It takes only the plain case and answers it exactly as the full application would (same status, body,
 headers, metrics and access-log line): a bearer token whose verification writes nothing, no ``Origin``, a
@@ -38,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
@@ -88,7 +87,7 @@ DECLINED = "threadline.post_declined"
 """Scope key set once the lean path has handed a request on, so that it is not tried twice."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Job:
     token: str
     path: str
@@ -97,6 +96,8 @@ class Job:
     content: str
     role: str
     result: asyncio.Future[Outcome]
+    sent: bool = False
+    """Sent to the database: from then on answered here (201 or 500), never handed on to be made again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ class Posts:
         # is made on its own, outside the batch, and holds back no other answer), then one script call for
         # the authors' typing. One batch at a time (see _check).
         self._checks: MicroBatcher[Job, None] = MicroBatcher(self._check, max_in_flight=1)
-        self._alone_tasks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # posts made alone, typing clears
         self._records = {
             (route, status): RequestRecord(service, "POST", route, status)
             for route in (ROOT_ROUTE, REPLY_ROUTE)
@@ -213,7 +214,7 @@ class Posts:
             self.limiter, self.rules, self.redis = state["limiter"], state["rules"], state["redis"]
         result: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         job = Job(token, scope["path"], conversation_id, parent_id, *parsed, result)
-        self._checks.enqueue(job).add_done_callback(partial(_declined_if_failed, result))
+        self._checks.enqueue(job).add_done_callback(partial(_declined_if_failed, job))
         return result
 
     @staticmethod
@@ -275,12 +276,15 @@ class Posts:
         return [None] * len(jobs)
 
     async def _make_all(self, cleared: Sequence[tuple[Job, Cleared]]) -> None:
-        """The batch's posts, made together in one transaction and answered when it ends, then their
-        authors' typing. Those it leaves out, because they would wait for another transaction, are made on
-        their own, outside the batch (:meth:`_make_alone`). A post sent to the database may have committed:
-        from then on it is answered here, 201 or 500, never handed on."""
+        """The batch's posts, made together in one transaction and answered when it ends; then their
+        authors' typing is cleared in the background (the next batch need not wait for Redis). Those it
+        leaves out, because they would wait for another transaction, are made on their own, outside the
+        batch (:meth:`_make_alone`). A post sent to the database may have committed: from then on it is
+        answered here, 201 or 500, never handed on."""
         made = await self._make_together(cleared)
-        await self._clear_typing([(post.conversation_id, verdict.author_id) for post, verdict in made])
+        if made:
+            typing = [(post.conversation_id, verdict.author_id) for post, verdict in made]
+            self._in_background(self._clear_typing(typing))
 
     async def _make_together(self, cleared: Sequence[tuple[Job, Cleared]]) -> list[tuple[Posted, Cleared]]:
         """Make the posts in one transaction (``tl_post_messages``) and answer them; those it did not make
@@ -292,6 +296,8 @@ class Posts:
             Post(job.conversation_id, job.parent_id, verdict.author_id, job.content, job.role)
             for job, verdict in cleared
         ]
+        for job, _ in cleared:
+            job.sent = True
         try:
             outcomes = await post_messages(
                 self.sessions.pool,
@@ -313,21 +319,33 @@ class Posts:
                 raise
             return []
         made: list[tuple[Posted, Cleared]] = []
-        for (job, verdict), outcome in zip(cleared, outcomes, strict=True):
-            if isinstance(outcome, Posted):
-                made.append((outcome, verdict))
-                _settle(job.result, _created(job, outcome, verdict.decision))
-            elif outcome == BUSY:
-                self._make_alone(job, verdict)
-            else:  # a refusal wrote nothing: the full application answers it
-                _settle(job.result, Declined(verdict.decision))
+        alone: set[int] = set()  # the jobs (by id) made on their own, which answer themselves
+        try:
+            for (job, verdict), outcome in zip(cleared, outcomes, strict=True):
+                if isinstance(outcome, Posted):
+                    made.append((outcome, verdict))
+                    _settle(job.result, _created(job, outcome, verdict.decision))
+                elif outcome == BUSY:
+                    alone.add(id(job))
+                    self._make_alone(job, verdict)
+                else:  # a refusal wrote nothing: the full application answers it
+                    _settle(job.result, Declined(verdict.decision))
+        except BaseException as exc:  # the others, made or not, are answered: never made twice
+            log.error("posts made together not answered", exc_info=exc)
+            for job, _ in cleared:
+                if id(job) not in alone:
+                    _settle(job.result, Answer(*problem_bytes(InternalError())))
+            raise
         return made
 
     def _make_alone(self, job: Job, verdict: Cleared) -> None:
         """Make the post on its own, in the background: it may wait for a lock, and the batches go on."""
-        task = asyncio.get_running_loop().create_task(self._alone(job, verdict))
-        self._alone_tasks.add(task)
-        task.add_done_callback(self._alone_tasks.discard)
+        self._in_background(self._alone(job, verdict))
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _alone(self, job: Job, verdict: Cleared) -> None:
         post = await self._make(job, verdict)
@@ -484,10 +502,11 @@ def _settle(result: asyncio.Future[Outcome], outcome: Outcome) -> None:
         result.set_result(outcome)
 
 
-def _declined_if_failed(result: asyncio.Future[Outcome], checked: asyncio.Future[None]) -> None:
-    """A check batch that failed before any decision: its posts go to the full application."""
-    if checked.cancelled() or checked.exception() is not None:
-        _settle(result, Declined())
+def _declined_if_failed(job: Job, checked: asyncio.Future[None]) -> None:
+    """A batch that failed: its posts not yet sent to the database go to the full application (the others
+    are answered where they were sent)."""
+    if (checked.cancelled() or checked.exception() is not None) and not job.sent:
+        _settle(job.result, Declined())
 
 
 def _created(job: Job, post: Posted, decision: Decision | None) -> Answer:
