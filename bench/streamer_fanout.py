@@ -42,9 +42,12 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
+from typing import cast
 
+import asyncpg
 import httpx
 import uvloop
 
@@ -55,9 +58,11 @@ from threadline_devstack.servers import EmbeddedPostgres, EmbeddedRedis, free_po
 from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
 from threadline_shared.clock import SystemClock
 from threadline_shared.db import create_pool
-from threadline_shared.dto.enums import ConversationRole, MembershipAction
-from threadline_shared.dto.events import MembershipChanged, MembershipChangedEvent
-from threadline_shared.eventlog import LogEntry, append_events
+from threadline_shared.dto.enums import ConversationRole, MembershipAction, MessageRole, MessageStatus
+from threadline_shared.dto.events import MembershipChanged, MembershipChangedEvent, MessageCreatedEvent
+from threadline_shared.dto.messages import MessageView
+from threadline_shared.eventlog import EVENTS_CHANNEL, LogEntry, append_events
+from threadline_shared.ids import path_label, uuid7
 from threadline_shared.sessions import SessionService
 from threadline_shared.settings import Settings
 
@@ -170,6 +175,32 @@ def raise_nofile() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def message_envelope(conversation_id: uuid.UUID) -> str:
+    """A ``message.created`` envelope of an ordinary reply as the api writes it (the bulk of real traffic)."""
+    root, message = uuid7(), uuid7()
+    view = MessageView(
+        id=message,
+        root_id=root,
+        parent_id=root,
+        conversation_id=conversation_id,
+        author_user_id=uuid.uuid4(),
+        role=MessageRole.USER,
+        content="a reply of ordinary length for the benchmark, about as long as a chat message is",
+        path=f"{path_label(root)}.{path_label(message)}",
+        depth=2,
+        created_at=datetime.now(UTC),
+        status=MessageStatus.COMPLETE,
+    )
+    return MessageCreatedEvent(payload=view).to_json().decode()
+
+
+def event_for(kind: str, conversation_id: uuid.UUID) -> tuple[str, str]:
+    """The (type, envelope) a fan-out phase commits into ``conversation_id``, again and again."""
+    if kind == "message":
+        return "message.created", message_envelope(conversation_id)
+    return "membership.changed", membership_entry(conversation_id).event.to_json().decode()
 
 
 def membership_entry(conversation_id: uuid.UUID) -> LogEntry:
@@ -287,43 +318,65 @@ class Stream:
         self.arrivals: list[tuple[int, float]] = []  # (seq, monotonic arrival) while recording
 
 
+class Follower(asyncio.Protocol):
+    """One SSE connection of a client process, read in ``data_received`` (no task or future per read: the
+    load generator's cost per delivery is the kernel's receive and a count).
+
+    Chunked transfer encoding: chunk-size lines ("\r\n1a\r\n") never contain "\n\n", and the id lines are
+    whole within one SSE frame which the streamer writes in one chunk."""
+
+    def __init__(self, request: bytes, stream: Stream, state: dict, done: asyncio.Future[None]) -> None:
+        self.request, self.stream, self.state, self.done = request, stream, state, done
+        self.head: bytes | None = b""  # None once the response head was read
+        self.tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        stream = self.stream
+        if self.head is not None:
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            status, _, data = self.head.partition(b"\r\n\r\n")
+            self.head = None
+            if not status.startswith(b"HTTP/1.1 200"):
+                stream.first.set_exception(RuntimeError(status[:200].decode(errors="replace")))
+                self.transport.close()
+                return
+            if not data:
+                return
+        stream.events += data.count(b"\n\n")
+        if self.state["recording"] and stream.sampled:
+            now = time.monotonic()
+            text = self.tail + data
+            cut = text.rfind(b"\n\n") + 2  # parse whole frames; keep a partial one for the next read
+            stream.arrivals.extend((int(seq), now) for seq in ID_LINE.findall(text, 0, cut))
+            self.tail = text[cut:]
+        elif self.state["recording"]:
+            text = self.tail + data
+            stream.ids += text.count(b"\nid: ")
+            self.tail = text[-4:]  # a split "\nid: " is counted with the next read, never twice
+        if not stream.first.done():
+            stream.first.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.stream.first.done():
+            self.stream.first.set_exception(
+                RuntimeError(f"closed: {self.head[:200] if self.head else b''!r}")
+            )
+        if not self.done.done():
+            self.done.set_result(None)
+
+
 async def follow(port: int, conversation_id: str, token: str, stream: Stream, state: dict) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request_bytes(conversation_id, token))
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await reader.read(65536)
-        if not chunk:
-            stream.first.set_exception(RuntimeError(f"closed: {head[:200]!r}"))
-            return
-        head += chunk
-    status, _, body = head.partition(b"\r\n\r\n")
-    if not status.startswith(b"HTTP/1.1 200"):
-        stream.first.set_exception(RuntimeError(status[:200].decode(errors="replace")))
-        return
-    # Chunked transfer encoding: chunk-size lines ("\r\n1a\r\n") never contain "\n\n", and the id lines are
-    # whole within one SSE frame which the streamer writes in one chunk.
-    if body:
-        stream.first.set_result(None)
-    tail = b""
-    while True:
-        if body:
-            stream.events += body.count(b"\n\n")
-            if state["recording"] and stream.sampled:
-                now = time.monotonic()
-                text = tail + body
-                cut = text.rfind(b"\n\n") + 2  # parse whole frames; keep a partial one for the next read
-                stream.arrivals.extend((int(seq), now) for seq in ID_LINE.findall(text, 0, cut))
-                tail = text[cut:]
-            elif state["recording"]:
-                text = tail + body
-                stream.ids += text.count(b"\nid: ")
-                tail = text[-4:]  # a split "\nid: " is counted with the next read, never twice
-            if not stream.first.done():
-                stream.first.set_result(None)
-        body = await reader.read(65536)
-        if not body:
-            return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    request = request_bytes(conversation_id, token)
+    await loop.create_connection(lambda: Follower(request, stream, state, done), "127.0.0.1", port)
+    await done
 
 
 Work = list[tuple[str, str, int, bool]]  # (conversation id, token, conversation index, sampled)
@@ -392,32 +445,43 @@ async def client_main(pipe: Pipe, port: int, work: Work, parallel: int) -> None:
 # ------------------------------------------------------------------------------------------------ write
 
 
+# The event log's writer (what threadline_shared.eventlog.append_events calls), as one statement in its own
+# transaction: the load generator's cost per commit is one round trip. Measured: BEGIN, append_events with a
+# DTO built per event, and COMMIT cost the writer process 35% of a core at 480 commits/s, CPU the streamer
+# shares the machine with.
+_APPEND_ONE = "SELECT tl_append_events($1, ARRAY[$2::text], ARRAY[$3::text], ARRAY[NULL::uuid], $4, NULL)"
+
+
 async def commit_at_rate(
-    database_url: str,
+    pool: asyncpg.Pool,
     conversation_ids: list[uuid.UUID],
+    envelopes: list[tuple[str, str]],
     rate: float,
     seconds: float,
     writers: int,
     durations: list[float],
     acknowledged: dict[tuple[int, int], float],
 ) -> tuple[dict[tuple[int, int], float], float, int]:
-    """One event per transaction, round-robin over the conversations, at ``rate`` commits/s. Returns
-    {(conversation index, seq): monotonic time just before COMMIT}, the elapsed time and commits behind;
-    ``acknowledged`` gets the time COMMIT returned."""
-    pool = await create_pool(database_url, min_size=writers, max_size=writers)
+    """One event per transaction, round-robin over the conversations, at ``rate`` commits/s; ``envelopes``:
+    each conversation's (type, envelope). Returns {(conversation index, seq): monotonic time just before the
+    statement (its COMMIT is at its end)}, the elapsed time and commits behind; ``acknowledged`` gets the time
+    the COMMIT returned. ``pool``: ``writers`` connections."""
     committed: dict[tuple[int, int], float] = {}
     durations.clear()
     pending: set[asyncio.Task] = set()
     try:
 
         async def commit(index: int) -> None:
-            conversation_id = conversation_ids[index]
+            event_type, envelope = envelopes[index]
             async with pool.acquire() as conn:
-                async with conn.transaction():
-                    (seq,) = await append_events(conn, conversation_id, [membership_entry(conversation_id)])
-                    committed[(index, seq)] = time.monotonic()
-                acknowledged[(index, seq)] = time.monotonic()
-                durations.append(acknowledged[(index, seq)] - committed[(index, seq)])
+                sent = time.monotonic()
+                seq = await conn.fetchval(
+                    _APPEND_ONE, conversation_ids[index], event_type, envelope, EVENTS_CHANNEL
+                )
+                done = time.monotonic()
+            committed[(index, seq)] = sent
+            acknowledged[(index, seq)] = done
+            durations.append(done - sent)
 
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -437,7 +501,8 @@ async def commit_at_rate(
             await asyncio.gather(*pending)
         return committed, time.perf_counter() - started, late
     finally:
-        await pool.close()
+        for task in pending:
+            task.cancel()
 
 
 # -------------------------------------------------------------------------------------------------- run
@@ -606,16 +671,22 @@ async def fanout(
         await asyncio.to_thread(pipe.recv)
     durations: list[float] = []
     acknowledged: dict[tuple[int, int], float] = {}
+    envelopes = [event_for(args.event, conversation_id) for conversation_id in conversation_ids]
+    # Opened before PostgreSQL's CPU is read and closed after: their backends' CPU counts.
+    writer_pool = await create_pool(database_url, min_size=args.writers, max_size=args.writers)
     metrics_before = await scrape(port)
     gc_before = await gc_pauses(metrics_before)
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
     machine_before, pg_before = machine_busy(), tree_cpu(postgres_pid)
+    writer_cpu_before = time.process_time()
     committed, write_seconds, late = await commit_at_rate(
-        database_url, conversation_ids, rate, args.seconds, args.writers, durations, acknowledged
+        writer_pool, conversation_ids, envelopes, rate, args.seconds, args.writers, durations, acknowledged
     )
+    writer_cpu = time.process_time() - writer_cpu_before
     await stragglers(clients)
     cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
     machine, pg_cpu = machine_busy() - machine_before, tree_cpu(postgres_pid) - pg_before
+    await writer_pool.close()
     for _, pipe in clients:
         pipe.send("stop")
     reports = [await asyncio.to_thread(pipe.recv) for _, pipe in clients]
@@ -657,7 +728,8 @@ async def fanout(
     )
     print(
         f"  COMMIT duration  p50 {percentile(durations, 0.5) * 1000:.1f} ms, "
-        f"p99 {percentile(durations, 0.99) * 1000:.1f} ms (PostgreSQL; included in commit->client)"
+        f"p99 {percentile(durations, 0.99) * 1000:.1f} ms (the append and its COMMIT, one statement; "
+        "included in commit->client)"
     )
     print(
         f"  after COMMIT     p50 {percentile(after_commit, 0.5) * 1000:.1f} ms, "
@@ -687,7 +759,8 @@ async def fanout(
     client_cpu = [report["cpu"] / wall for report in reports]
     bound = any(share > 0.9 for share in client_cpu)
     print(
-        f"  load generator   client CPU {', '.join(f'{share:.0%}' for share in client_cpu)} of a core"
+        f"  load generator   client CPU {', '.join(f'{share:.0%}' for share in client_cpu)} of a core, "
+        f"writer {writer_cpu / wall:.0%}"
         f"{' -- CPU-BOUND: figures are a floor' if bound else ''}; {closed} streams ended; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
@@ -719,6 +792,13 @@ def main() -> None:
     )
     parser.add_argument("--parallel", type=int, default=256, help="connects in flight per client process")
     parser.add_argument("--writers", type=int, default=8, help="PostgreSQL connections committing events")
+    parser.add_argument(
+        "--event",
+        choices=["message", "membership"],
+        default="message",
+        help="what the fan-out commits: message.created of an ordinary reply (the bulk of real traffic), or "
+        "membership.changed (each also makes the streamer re-read snapshots and parse the envelope)",
+    )
     parser.add_argument(
         "--sample-every",
         type=int,
