@@ -6,27 +6,35 @@
 Starts its own PostgreSQL and Redis (embedded, durable settings), one api process (rate limits off; used
 for the first user through ``POST /api/setup`` and login, as a check that the stack works) and ONE streamer
 process. The other users and their sessions are created below the API (rows and ``SessionService.issue``),
-and events are committed straight through ``threadline_shared.eventlog.append_events`` (``membership.changed``
-envelopes with a random ``user_id``), one event per transaction, as the api would. Then it measures
-(DESIGN 5):
+and events are committed through the event log's writer (``tl_append_events``, which
+``threadline_shared.eventlog.append_events`` calls), one event per transaction, each one statement:
+``--event message`` (the default) commits a ``message.created`` of an ordinary reply, ``--event membership``
+a ``membership.changed``. Then it measures (DESIGN 5):
 
 1. replay: connect with ``Last-Event-ID: 0`` to a conversation holding 1,000 durable events; time from
    connect until the 1,000th event is read (goal <= 100 ms). Several runs, min and median.
 2. idle capacity: ``--connections`` authenticated SSE connections spread over ``--conversations``
-   conversations, opened by ``--client-processes`` raw asyncio clients; waits until each has its first
-   bytes (the ``retry:`` line) and prints the streamer's RSS growth per connection (VmRSS before and
-   after; goal <= 20 KiB) and the connect rate (goal 3,000/s).
+   conversations, opened by ``--client-processes`` raw asyncio clients (uvloop, ``asyncio.Protocol``: one
+   callback per read); waits until each has its first bytes (the ``retry:`` line) and prints the
+   streamer's RSS growth per connection (VmRSS before and after; goal <= 20 KiB) and the connect rate
+   (goal 3,000/s).
 3. fan-out: with those connections open, commits events at each fixed rate of ``--rates`` (commits/s,
    round-robin over the conversations) for ``--seconds``; prints deliveries/s actually received, the
-   commit-to-client latency p50/p99 (from just before COMMIT until a client read the event's ``id:``
-   line, on one subscriber in ``--sample-every`` of each conversation, the others only count their events,
-   so that the clients cost less; all processes share CLOCK_MONOTONIC) and the streamer's CPU per delivery
-   (utime+stime from ``/proc/<pid>/stat``; goal <= 20 us). Goals: >= 48,000 deliveries/s at p99 <= 50 ms,
+   commit-to-client latency p50/p99 (from just before the committing statement until a client read the
+   event's ``id:`` line, and from the COMMIT's return, on one subscriber in ``--sample-every`` of each
+   conversation, the others only count their events, so that the clients cost less; all processes share
+   CLOCK_MONOTONIC) and the streamer's CPU per delivery (utime+stime from ``/proc/<pid>/stat``; goal <= 20
+   us). Goals: >= 48,000 deliveries/s at p99 <= 50 ms,
    p99 <= 10 ms at 20,000 deliveries/s.
 
 The load generator (clients and writer) shares the machine with the streamer and PostgreSQL; its CPU use
 is printed and flagged when a client process was CPU-bound (its figures are then a floor for the streamer,
-not a ceiling). RLIMIT_NOFILE is raised to the hard limit before the streamer starts (it inherits it).
+not a ceiling). Measured: with clients that awaited ``StreamReader.read`` and a writer that ran BEGIN, a DTO
+per event and COMMIT, the load generator took 0.8-1.0 cores at 48,000 deliveries/s, and the streamer (whose
+thread was busy all the time: its loopback writes also do the clients' TCP receive work) fell behind by
+more than a second; with these, 0.3-0.4 cores. The streamer's CPU per delivery is utime+stime: the kernel's
+receive work done in its writes' softirqs is not all in it. RLIMIT_NOFILE is raised to the hard limit
+before the streamer starts (it inherits it).
 """
 
 from __future__ import annotations
