@@ -10,8 +10,8 @@ as a batch, with one SQL query for their sessions, one rate-limit script call fo
 (with limiting on) one query for the route's checks and one script call for their posting limits. The
 posts are then made together, in one transaction (``tl_post_messages``, db migration 0003), and answered
 when it commits: one commit and one round trip for the batch. Measured (bench/api_posts.py, 32 clients,
-one batch at a time): posts/s went from 810-930 to 1,450-1,740, the api's CPU per post from 585-815 µs to
-250-300 µs and PostgreSQL's from 1.27-1.76 ms to 0.8-0.95 ms. A post that would wait for another
+one batch at a time): posts/s went from 810-930 to 1,310-1,740, the api's CPU per post from 585-815 µs to
+250-380 µs and PostgreSQL's from 1.27-1.76 ms to 0.8-1.0 ms. A post that would wait for another
 transaction (its thread's or its conversation's row is locked, or the batch already posts into its
 conversation) is left out of it and made on its own (``tl_post_message``), outside the batch, answered when
 it ends, so that a post waiting for a lock holds back no other post's answer; a batch waits for any lock at
