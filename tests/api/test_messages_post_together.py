@@ -381,3 +381,22 @@ def test_only_errors_that_say_the_transaction_rolled_back_are_taken_as_such(
     error: type[asyncpg.PostgresError], rolled: bool
 ) -> None:
     assert rolled_back(error("test")) is rolled
+
+
+async def test_posts_still_being_made_at_shutdown_are_answered(api: Api, pool: asyncpg.Pool) -> None:
+    """The lifespan drains the posts made on their own before the pool closes: a post still waiting then is
+    cancelled and answered 500 (it may have committed), not left to a task the closing loop destroys."""
+    room = await open_room(api)
+    root = await post_root(api, room.alice, room.id)
+
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT FROM threads WHERE root_id = $1 FOR UPDATE", UUID(root))
+        waiting = asyncio.create_task(
+            api.post(f"/api/messages/{root}/reply", room.bob, json={"content": "x"})
+        )
+        await until(lambda: _at_least(blocked_by(pool, holder), 1))  # made on its own, waiting
+
+        await lean_posts(api).drain(0.05)
+
+        assert_problem(await waiting, 500, "RGP.INTERNAL")
+        assert not lean_posts(api)._background

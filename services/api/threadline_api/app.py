@@ -58,6 +58,10 @@ async def clear_author_typing(request: Request, conversation_id: UUID, author_id
     await clear_typing_after_post(request.state.redis, conversation_id, author_id)
 
 
+DRAIN_SECONDS = 5.0
+"""At shutdown, how long posts still made in the background may take (threadline_api.messages.fastpath)."""
+
+
 def create_app(
     settings: ApiSettings, *, clock: Clock | None = None, query_observer: QueryLogger | None = None
 ) -> Starlette:
@@ -88,6 +92,7 @@ def create_app(
                 yield {"settings": settings, "pool": pool, "redis": redis, "limiter": limiter, "rules": rules}
                 reloader.cancel()
         finally:
+            await app.state.posts.drain(DRAIN_SECONDS)
             await redis.aclose()
             await pool.close()
 

@@ -338,6 +338,17 @@ class Posts:
             raise
         return made
 
+    async def drain(self, seconds: float) -> None:
+        """Before the pool and Redis close: wait up to ``seconds`` for the posts made on their own
+        and the typing clears still running, then cancel the rest (a post cancelled after it was sent is
+        answered 500: it may have committed)."""
+        if not self._background:
+            return
+        _, pending = await asyncio.wait(set(self._background), timeout=seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def _make_alone(self, job: Job, verdict: Cleared) -> None:
         """Make the post on its own, in the background: it may wait for a lock, and the batches go on."""
         self._in_background(self._alone(job, verdict))
