@@ -3,7 +3,9 @@
 A doorbell (``<conversation_id>:<top seq>``) only marks a conversation as pending. The hub's loop then reads
 the new rows of every pending conversation in one query (DESIGN 5: one read of the log per doorbell batch),
 whatever their number of subscribers, encodes each event once, and offers the frame to every connection in
-the event's audience. Doorbells that ring while a read is in flight are coalesced into the next round.
+the event's audience; a connection gets all of a round's events of a conversation in one write
+(:mod:`threadline_streamer.fanout`). Doorbells that ring while a read is in flight are coalesced into the
+next round.
 
 A channel's cursor starts at the conversation's ``last_seq`` when its first subscriber arrives (before that
 subscriber reads the log), so events committed later are read live and earlier ones by the replay; the
@@ -26,10 +28,9 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from threadline_shared.metrics import STREAM_EVENTS_SENT
 from threadline_streamer.connection import CloseReason, Connection
-from threadline_streamer.metrics import DOORBELL_TO_QUEUE, DOORBELL_TO_WRITE
-from threadline_streamer.wire import durable_frame, http_chunk
+from threadline_streamer.fanout import Row, fan_out
+from threadline_streamer.metrics import DOORBELL_TO_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -194,34 +195,21 @@ class Hub:
             await asyncio.sleep(0.5)
             self._wakeup.set()
 
-    def _deliver(self, channel: Channel, rows: list[asyncpg.Record], since: float) -> None:
-        connections = channel.connections
-        for row in rows:
-            seq, event_type, audience = row["seq"], row["type"], row["audience_user_id"]
-            frame = durable_frame(seq, event_type, row["envelope"])
-            chunk = http_chunk(frame)
-            now = time.monotonic()
-            delivered = written = 0
-            for connection in connections:
-                if audience is not None and audience != connection.user_id:
-                    continue
-                delivered += 1
-                # The common case inline (see Connection.offer): an idle connection, written to at once.
-                write = connection.direct
-                if write is not None and seq > connection.highest_seq and write(chunk):
-                    connection.highest_seq = seq
-                    connection.last_write = now
-                    written += 1
-                else:
-                    written += connection.offer(seq, frame, event_type, since, chunk, now)
-            if delivered:
-                STREAM_EVENTS_SENT.labels(event_type).inc(delivered)
-            if written:  # the frames written at once: one observation for the whole fan-out
-                DOORBELL_TO_WRITE.observe(time.perf_counter() - since)
+    def _deliver(self, channel: Channel, records: list[asyncpg.Record], since: float) -> None:
+        """Fan out a round's rows of one conversation, each connection's events in one write
+        (:mod:`threadline_streamer.fanout`); split after each ``membership.changed``, whose effects (a removed
+        member's streams end) apply before anything later is delivered."""
+        rows: list[Row] = [(r["seq"], r["type"], r["envelope"], r["audience_user_id"]) for r in records]
+        start = 0
+        for index, (seq, event_type, envelope, _) in enumerate(rows):
             if event_type == "membership.changed":
+                fan_out(channel.connections, rows[start : index + 1], since)
+                start = index + 1
                 channel.membership_seq = seq
                 self.on_membership_changed(channel.conversation_id)
-                self._after_membership_change(connections, row["envelope"])
+                self._after_membership_change(channel.connections, envelope)
+        if start < len(rows):
+            fan_out(channel.connections, rows[start:], since)
 
     @staticmethod
     def _after_membership_change(connections: set[Connection], envelope: str) -> None:

@@ -15,3 +15,8 @@ DOORBELL_TO_WRITE = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 REPLAYED = Counter("threadline_stream_replayed_events_total", "Durable events sent by replay")
+STREAM_WRITES = Counter(
+    "threadline_stream_live_writes_total",
+    "Socket writes of the live fan-out made at once (one per connection per conversation per round, carrying "
+    "every event of the round for it); frames that had to queue are written by their connection's loop",
+)
