@@ -73,10 +73,12 @@ def _several(connections: Iterable[Connection], rows: Sequence[Row], since: floa
             common.append(entry)
         else:
             personal.setdefault(audience, []).append(entry)
-    common_chunk = http_chunk(b"".join(frame for _, frame, _ in common)) if common else b""
+    common_body = b"".join([frame for _, frame, _ in common])
+    common_chunk = http_chunk(common_body) if common else b""
+    last_common = common[-1][0] if common else 0
     now = time.monotonic()
     reached = written = 0
-    personal_sent: Counter[str] = Counter()
+    personal_reached: list[list[Frame]] = []
     for connection in connections:
         own = personal.get(connection.user_id)
         if own is None:
@@ -84,9 +86,13 @@ def _several(connections: Iterable[Connection], rows: Sequence[Row], since: floa
                 continue
             frames, chunk = common, common_chunk
         else:
-            frames = _merged(common, own)
-            chunk = http_chunk(b"".join(frame for _, frame, _ in frames))
-            personal_sent.update(event_type for _, _, event_type in own)
+            personal_reached.append(own)
+            if own[0][0] > last_common:  # the usual order: a post's unread.update comes last
+                frames = common + own
+                chunk = http_chunk(common_body + b"".join([frame for _, frame, _ in own]))
+            else:  # sequence numbers are unique: sorting never compares the frames themselves
+                frames = sorted(common + own)
+                chunk = http_chunk(b"".join([frame for _, frame, _ in frames]))
         reached += 1
         write = connection.direct
         if write is not None and frames[0][0] > connection.highest_seq and write(chunk):
@@ -96,20 +102,22 @@ def _several(connections: Iterable[Connection], rows: Sequence[Row], since: floa
             continue
         for seq, encoded, event_type in frames:
             written += connection.offer(seq, encoded, event_type, since, None, now)
-    if reached and common:
-        for event_type, count in Counter(event_type for _, _, event_type in common).items():
-            STREAM_EVENTS_SENT.labels(event_type).inc(count * reached)
-    for event_type, count in personal_sent.items():
-        STREAM_EVENTS_SENT.labels(event_type).inc(count)
+    _count(common, reached if common else 0, personal_reached)
     _written(written, since)
 
 
-def _merged(common: list[Frame], own: list[Frame]) -> list[Frame]:
-    """Both in sequence order; most often every personal event follows the common ones (a post's
-    ``unread.update`` comes last)."""
-    if not common or own[0][0] > common[-1][0]:
-        return common + own
-    return sorted(common + own)  # sequence numbers are unique: the frames themselves are never compared
+def _count(common: list[Frame], reached: int, personal_reached: list[list[Frame]]) -> None:
+    """Deliveries by event type: each common event to every connection reached, each personal one to its
+    user's connections."""
+    sent: Counter[str] = Counter()
+    for _, _, event_type in common:
+        sent[event_type] += reached
+    for own in personal_reached:
+        for _, _, event_type in own:
+            sent[event_type] += 1
+    for event_type, count in sent.items():
+        if count:
+            STREAM_EVENTS_SENT.labels(event_type).inc(count)
 
 
 def _written(writes: int, since: float) -> None:
