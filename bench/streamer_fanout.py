@@ -422,8 +422,9 @@ async def follow(port: int, conversation_id: str, token: str, stream: Stream, st
 Work = list[tuple[str, str, int, bool]]  # (conversation id, token, conversation index, sampled)
 
 
-def client_process(pipe: Pipe, port: int, work: Work, parallel: int) -> None:
+def client_process(pipe: Pipe, port: int, work: Work, parallel: int, nice: int) -> None:
     raise_nofile()
+    os.nice(nice)
     uvloop.run(client_main(pipe, port, work, parallel))  # lean: the load generator must not be the limit
 
 
@@ -613,7 +614,9 @@ async def run(args: argparse.Namespace) -> None:
                 parent, child = context.Pipe()
                 share = work[number :: args.client_processes]
                 process = context.Process(
-                    target=client_process, args=(child, streamer.port, share, args.parallel), daemon=True
+                    target=client_process,
+                    args=(child, streamer.port, share, args.parallel, args.client_nice),
+                    daemon=True,
                 )
                 process.start()
                 clients.append((process, parent))
@@ -845,6 +848,13 @@ def main() -> None:
         "--pin",
         action="store_true",
         help="give the streamer CPU 0 and everything else (PostgreSQL, clients, writer) CPU 1",
+    )
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="niceness of the client processes (a real client runs on its own machine; at 10 they take only "
+        "the CPU the streamer and PostgreSQL leave, and their own delays only add to the latency measured)",
     )
     parser.add_argument("--parallel", type=int, default=256, help="connects in flight per client process")
     parser.add_argument("--writers", type=int, default=8, help="PostgreSQL connections committing events")

@@ -2,14 +2,19 @@
 
 Every second the sweeper queues ``: keepalive`` on the connections that wrote nothing for the keepalive
 interval (so keepalives spread over the interval instead of all firing at once); a write that then cannot
-finish reaps a half-open client. Every keepalive interval it checks, in one batch, the newest session of each
-stream's rotation chain: a stream whose session ended, or whose user was disabled, is closed.
+finish reaps a half-open client. It checks the newest session of each stream's rotation chain once per
+keepalive interval: a stream whose session ended, or whose user was disabled, is closed. Those checks are
+spread over the interval too, one slice of the streams per tick, one query each. Measured with 10,000
+sessions: one query for all of them took 20-35 ms of the streamer's CPU (the ids encoded, the rows decoded)
+and about 40 ms of PostgreSQL's at once, and a loop-lag probe in the streamer saw its fan-out held up 6-25 ms
+at a time over 150 ms every interval; in 15 slices, 1.5-2 ms of the streamer's CPU each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import datetime
 from uuid import UUID
@@ -17,7 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from threadline_shared.clock import Clock
-from threadline_streamer.connection import CloseReason
+from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.hub import Hub
 from threadline_streamer.wire import KEEPALIVE, KEEPALIVE_CHUNK
 
@@ -51,22 +56,31 @@ class Sweeper:
         self.pool = pool
         self.clock = clock
         self.keepalive_seconds = keepalive_seconds
+        self.tick = min(1.0, keepalive_seconds / 2)
+        self.slices = max(1, math.floor(keepalive_seconds / self.tick))  # a session check per interval
 
     async def run(self) -> None:
-        last_session_check = time.monotonic()
-        tick = min(1.0, self.keepalive_seconds / 2)
+        turn = 0
         while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            for connection in self.hub.connections():
-                if now - connection.last_write >= self.keepalive_seconds and not connection.queue:
-                    connection.offer(0, KEEPALIVE, "keepalive", chunk=KEEPALIVE_CHUNK)
-            if now - last_session_check >= self.keepalive_seconds:
-                last_session_check = now
-                await self.check_sessions()
+            await asyncio.sleep(self.tick)
+            due = self.sweep(time.monotonic(), turn)
+            turn = (turn + 1) % self.slices
+            await self.check_sessions(due)
 
-    async def check_sessions(self) -> None:
-        connections = self.hub.connections()
+    def sweep(self, now: float, turn: int) -> list[Connection]:
+        """Queue a keepalive on each connection idle for the interval; return the connections whose session
+        check is due at ``turn`` (0 to ``slices - 1``), each connection once every ``slices`` turns."""
+        due: list[Connection] = []
+        for connection in self.hub.connections():
+            if now - connection.last_write >= self.keepalive_seconds and not connection.queue:
+                connection.offer(0, KEEPALIVE, "keepalive", chunk=KEEPALIVE_CHUNK)
+            # A connection's slice: its object's address, fixed for its lifetime.
+            if (id(connection) >> 4) % self.slices == turn:
+                due.append(connection)
+        return due
+
+    async def check_sessions(self, connections: list[Connection]) -> None:
+        """Close those of ``connections`` whose session ended or whose user was disabled."""
         if not connections:
             return
         try:

@@ -1,0 +1,57 @@
+"""The streamer's sweeper (threadline_streamer.sweeper): keepalives go to connections idle for the interval,
+and session checks are spread over the interval, each connection's once every ``slices`` ticks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, cast
+
+import asyncpg
+
+from threadline_shared.clock import SystemClock
+from threadline_streamer.connection import Connection
+from threadline_streamer.hub import Hub
+from threadline_streamer.sweeper import Sweeper
+from threadline_streamer.wire import KEEPALIVE_CHUNK
+
+
+def sweeper_with(connections: int, keepalive_seconds: float) -> tuple[Sweeper, list[Connection]]:
+    pool = cast(asyncpg.Pool, cast(Any, None))  # sweep never queries
+    hub = Hub(pool, queue_size=8)
+    made = []
+    for number in range(connections):
+        connection = Connection(uuid.UUID(int=number % 7), uuid.uuid4(), uuid.uuid4(), queue_size=8)
+        assert hub.subscribe_at(connection, 0)
+        made.append(connection)
+    return Sweeper(hub, pool, SystemClock(), keepalive_seconds), made
+
+
+async def test_each_connection_is_due_for_its_session_check_once_per_interval() -> None:
+    sweeper, connections = sweeper_with(500, keepalive_seconds=15)
+    assert (sweeper.tick, sweeper.slices) == (1.0, 15)
+    now = time.monotonic()
+    turns = [sweeper.sweep(now, turn) for turn in range(sweeper.slices)]
+    due = [connection for turn in turns for connection in turn]
+    assert sorted(map(id, due)) == sorted(map(id, connections)), "each once, none left out"
+    assert max(map(len, turns)) < 500 // 15 * 2, "spread over the slices, not all in one"
+    assert [set(map(id, sweeper.sweep(now, turn))) for turn in range(15)] == [set(map(id, t)) for t in turns]
+
+
+async def test_a_short_interval_still_checks_every_connection_within_it() -> None:
+    sweeper, connections = sweeper_with(40, keepalive_seconds=2)  # the e2e stacks' setting
+    assert (sweeper.tick, sweeper.slices) == (1.0, 2)
+    now = time.monotonic()
+    due = sweeper.sweep(now, 0) + sweeper.sweep(now, 1)
+    assert sorted(map(id, due)) == sorted(map(id, connections))
+
+
+async def test_a_keepalive_goes_only_to_connections_idle_for_the_interval() -> None:
+    sweeper, (idle, busy) = sweeper_with(2, keepalive_seconds=15)
+    written: list[bytes] = []
+    for connection in (idle, busy):
+        connection.direct = lambda chunk: written.append(chunk) is None
+    now = time.monotonic()
+    idle.last_write, busy.last_write = now - 15, now - 1
+    sweeper.sweep(now, 0)
+    assert written == [KEEPALIVE_CHUNK]
