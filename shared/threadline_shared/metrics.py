@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,4 +42,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=METRICS_CONTENT_TYPE)
+    """The registry, collected in a worker thread: the process collector counts open descriptors by listing
+    ``/proc/self/fd``, which with the streamer's 10,000 connections took 10-16 ms and held its event loop
+    (the live fan-out) that long at every scrape; from a thread, the loop waited at most 3-5.5 ms."""
+    return Response(await asyncio.to_thread(generate_latest, REGISTRY), media_type=METRICS_CONTENT_TYPE)
