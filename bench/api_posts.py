@@ -32,6 +32,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hostspeed import reference_loop_seconds
+
 from threadline_db import migrate_url
 from threadline_devstack.servers import EmbeddedPostgres, EmbeddedRedis, free_port
 from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
@@ -128,16 +130,6 @@ def steal_seconds() -> float:
     with open("/proc/stat") as stat:
         fields = stat.readline().split()
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
-
-
-def reference_loop_seconds() -> float:
-    """A fixed pure-Python loop: how fast this machine is right now, for comparing runs on a shared host
-    whose speed varies (on the development machine it took 1.1 s at the quickest, twice that at times)."""
-    started = time.perf_counter()
-    total = 0
-    for i in range(10_000_000):
-        total += i
-    return time.perf_counter() - started
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -64,6 +64,8 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hostspeed import reference_loop_seconds
+
 from threadline_db import migrate_url
 from threadline_devstack.servers import EmbeddedPostgres, EmbeddedRedis, free_port
 from threadline_devstack.services import SERVICES, ServiceProcess, service_environment
@@ -316,6 +318,8 @@ async def setup_rows(database_url: str, users: int, conversations: int) -> tuple
         # so that it does not run (and count as PostgreSQL's CPU) during the measurements.
         for table in ("users", "sessions", "conversations", "participants", "event_log"):
             await pool.execute(f"VACUUM ANALYZE {table}")
+        # And write the setup's pages out now, not in a checkpoint during the measurements.
+        await pool.execute("CHECKPOINT")
         members_of = [[row["id"] for row in rows[index:-1:conversations]] for index in range(conversations)]
         return tokens[:-1], conversation_ids[:-1], [replay_id, tokens[-1]], members_of
     finally:
@@ -552,6 +556,7 @@ async def run(args: argparse.Namespace) -> None:
     nofile = raise_nofile()
     print(f"load average       {' '.join(f'{x:.2f}' for x in os.getloadavg())} (start)")
     print(f"cpu count          {os.cpu_count()}; RLIMIT_NOFILE {nofile}")
+    loop_before = reference_loop_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "pg", durable=True)
         redis = EmbeddedRedis(Path(tmp) / "redis", durable=False)
@@ -660,7 +665,10 @@ async def run(args: argparse.Namespace) -> None:
                 f"{(rss_after - rss_before) / max(opened, 1):.1f} KiB per connection (goal <= 20 KiB)"
             )
 
-            # 3. fan-out
+            # 3. fan-out, after a warm-up that is not measured (the streamer's and PostgreSQL's first reads
+            # of the log, statement caches, the rounds' first objects)
+            if args.warmup > 0:
+                await warm_up(database_url, conversation_ids, members_of, args, args.rates[0])
             for rate in args.rates:
                 await fanout(
                     args,
@@ -688,6 +696,30 @@ async def run(args: argparse.Namespace) -> None:
             redis.stop()
             postgres.stop()
     print(f"load average       {' '.join(f'{x:.2f}' for x in os.getloadavg())} (end)")
+    print(
+        f"reference loop     {loop_before:.2f} s before, {reference_loop_seconds():.2f} s after "
+        "(bench/hostspeed.py; lower is faster)"
+    )
+
+
+async def warm_up(
+    database_url: str,
+    conversation_ids: list[uuid.UUID],
+    members_of: list[list[uuid.UUID]],
+    args: argparse.Namespace,
+    rate: float,
+) -> None:
+    commits = [
+        commit_for(args.event, conversation_id, members)
+        for conversation_id, members in zip(conversation_ids, members_of, strict=True)
+    ]
+    pool = await create_pool(database_url, min_size=args.writers, max_size=args.writers)
+    try:
+        await commit_at_rate(pool, conversation_ids, commits, rate, args.warmup, args.writers, [], {})
+    finally:
+        await pool.close()
+    await asyncio.sleep(1.0)
+    print(f"warm-up            {args.warmup:g} s at {rate:g} commits/s (not measured)")
 
 
 async def stragglers(clients: list[tuple[multiprocessing.Process, Pipe]], limit: float = 15.0) -> None:
@@ -843,6 +875,9 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5, help="length of each fan-out phase")
     parser.add_argument("--replays", type=int, default=5)
+    parser.add_argument(
+        "--warmup", type=float, default=2, help="seconds of commits at the first rate before measuring"
+    )
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument(
         "--pin",

@@ -31,18 +31,19 @@ async def test_each_connection_is_due_for_its_session_check_once_per_interval() 
     sweeper, connections = sweeper_with(500, keepalive_seconds=15)
     assert (sweeper.tick, sweeper.slices) == (1.0, 15)
     now = time.monotonic()
-    turns = [sweeper.sweep(now, turn) for turn in range(sweeper.slices)]
+    turns = [sweeper.sweep(connections, now, turn) for turn in range(sweeper.slices)]
     due = [connection for turn in turns for connection in turn]
     assert sorted(map(id, due)) == sorted(map(id, connections)), "each once, none left out"
     assert max(map(len, turns)) < 500 // 15 * 2, "spread over the slices, not all in one"
-    assert [set(map(id, sweeper.sweep(now, turn))) for turn in range(15)] == [set(map(id, t)) for t in turns]
+    again = [sweeper.sweep(connections, now, turn) for turn in range(sweeper.slices)]
+    assert [set(map(id, t)) for t in again] == [set(map(id, t)) for t in turns], "slices are fixed"
 
 
 async def test_a_short_interval_still_checks_every_connection_within_it() -> None:
     sweeper, connections = sweeper_with(40, keepalive_seconds=2)  # the e2e stacks' setting
     assert (sweeper.tick, sweeper.slices) == (1.0, 2)
     now = time.monotonic()
-    due = sweeper.sweep(now, 0) + sweeper.sweep(now, 1)
+    due = sweeper.sweep(connections, now, 0) + sweeper.sweep(connections, now, 1)
     assert sorted(map(id, due)) == sorted(map(id, connections))
 
 
@@ -53,5 +54,5 @@ async def test_a_keepalive_goes_only_to_connections_idle_for_the_interval() -> N
         connection.direct = lambda chunk: written.append(chunk) is None
     now = time.monotonic()
     idle.last_write, busy.last_write = now - 15, now - 1
-    sweeper.sweep(now, 0)
+    sweeper.sweep([idle, busy], now, 0)
     assert written == [KEEPALIVE_CHUNK]
