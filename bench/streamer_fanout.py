@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import re
@@ -137,6 +138,14 @@ def bucket_percentile(before: dict[float, float], after: dict[float, float], fra
         if after[bound] - before.get(bound, 0.0) >= fraction * total:
             return "> 1 s" if bound == float("inf") else f"<= {bound * 1000:g} ms"
     return "-"
+
+
+def gc_summary(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> str:
+    counts = {gen: after[gen][0] - before.get(gen, (0.0, 0.0))[0] for gen in after}
+    seconds = {gen: after[gen][1] - before.get(gen, (0.0, 0.0))[1] for gen in after}
+    return ", ".join(
+        f"gen {gen}: {counts[gen]:.0f} pauses, {seconds[gen] * 1000:.0f} ms" for gen in sorted(counts)
+    )
 
 
 async def gc_pauses(text: str) -> dict[str, tuple[float, float]]:
@@ -429,6 +438,11 @@ Work = list[tuple[str, str, int, bool]]  # (conversation id, token, conversation
 def client_process(pipe: Pipe, port: int, work: Work, parallel: int, nice: int) -> None:
     raise_nofile()
     os.nice(nice)
+    # No garbage collection in the load generator: with thousands of connections' objects live, its full
+    # passes walked them all again and again while connecting (the clients' CPU per connect doubled from
+    # 10,000 to 15,000 connections).
+    gc.disable()
+    gc.freeze()
     uvloop.run(client_main(pipe, port, work, parallel))  # lean: the load generator must not be the limit
 
 
@@ -444,6 +458,7 @@ async def client_main(pipe: Pipe, port: int, work: Work, parallel: int) -> None:
             tasks.append(loop.create_task(follow(port, item[0], item[1], stream, state)))
             await stream.first
 
+    pipe.send("ready")  # imported and running: the connect rate must not include a process's start
     await loop.run_in_executor(None, pipe.recv)  # "connect"
     started, cpu_started = time.perf_counter(), time.process_time()
     results = await asyncio.gather(
@@ -625,7 +640,8 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 process.start()
                 clients.append((process, parent))
-            await asyncio.sleep(0.5)
+            for _, pipe in clients:  # spawned processes import this module first: seconds on a busy machine
+                assert await asyncio.to_thread(pipe.recv) == "ready"
             rss_before = rss_kib(pid)
             assert postgres.proc is not None
             postgres_pid = postgres.proc.pid
@@ -636,6 +652,7 @@ async def run(args: argparse.Namespace) -> None:
                 pin([pid], {0})
                 pin(others, {1})
                 print("pinned             the streamer to CPU 0; everything else to CPU 1")
+            gc_before = await gc_pauses(await scrape(streamer.port))
             cpu_before, machine_before, pg_before = cpu_seconds(pid), machine_busy(), tree_cpu(postgres_pid)
             started = time.perf_counter()
             for _, pipe in clients:
@@ -664,6 +681,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"streamer RSS       {rss_before / 1024:.1f} MiB -> {rss_after / 1024:.1f} MiB: "
                 f"{(rss_after - rss_before) / max(opened, 1):.1f} KiB per connection (goal <= 20 KiB)"
             )
+            print(f"  streamer GC      {gc_summary(gc_before, await gc_pauses(await scrape(streamer.port)))}")
 
             # 3. fan-out, after a warm-up that is not measured (the streamer's and PostgreSQL's first reads
             # of the log, statement caches, the rounds' first objects)
@@ -834,14 +852,7 @@ async def fanout(
         f"  in the streamer  doorbell->write p50 {bucket_percentile(*inside, 0.5)}, "
         f"p99 {bucket_percentile(*inside, 0.99)} (its histogram: from the NOTIFY's arrival to the write)"
     )
-    counts = {gen: gc_after[gen][0] - gc_before[gen][0] for gen in gc_after}
-    seconds = {gen: gc_after[gen][1] - gc_before[gen][1] for gen in gc_after}
-    print(
-        "  streamer GC      "
-        + ", ".join(
-            f"gen {gen}: {counts[gen]:.0f} pauses, {seconds[gen] * 1000:.0f} ms" for gen in sorted(counts)
-        )
-    )
+    print(f"  streamer GC      {gc_summary(gc_before, gc_after)}")
     print(
         f"  streamer CPU     {cpu_used:.2f} s over {wall:.1f} s ({cpu_used / wall:.0%} of a core); "
         f"{cpu_used / delivered * 1e6:.1f} us per delivery (goal <= 20 us)"

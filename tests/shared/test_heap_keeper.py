@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import REGISTRY
 
-from threadline_shared.server import HeapKeeper, settle_heap
+from threadline_shared.server import NO_AUTOMATIC_FULL_COLLECTION, HeapKeeper, settle_heap
 
 
 class Node:
@@ -60,6 +60,24 @@ async def test_what_survives_is_frozen_and_frozen_garbage_waits_for_the_reclaim(
     assert reference() is not None
     await run_for(HeapKeeper(freeze_seconds=0.01, reclaim_seconds=0.0), 0.05)
     assert reference() is None
+
+
+async def test_while_it_runs_cpython_runs_no_full_collection_of_its_own() -> None:
+    before = gc.get_threshold()
+    keeper = asyncio.create_task(HeapKeeper(freeze_seconds=3600).run())
+    await asyncio.sleep(0)
+    try:
+        assert gc.get_threshold() == (before[0], before[1], NO_AUTOMATIC_FULL_COLLECTION)
+        settle_heap()  # observes every collection from now on
+        full = count(2)
+        survivors = [Node() for _ in range(150_000)]  # into the oldest generation: CPython would collect it
+        assert count(2) == full
+        del survivors
+    finally:
+        keeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await keeper
+    assert gc.get_threshold() == before
 
 
 async def test_more_ended_than_live_work_brings_the_reclaim_before_its_time() -> None:
