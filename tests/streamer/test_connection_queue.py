@@ -8,19 +8,9 @@ import uuid
 
 import pytest
 
+from tests.support.writes import Socket
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.wire import http_chunk
-
-
-class Socket:
-    def __init__(self) -> None:
-        self.accepting = True
-        self.written: list[bytes] = []
-
-    def write(self, chunk: bytes) -> bool:
-        if self.accepting:
-            self.written.append(chunk)
-        return self.accepting
 
 
 def idle_connection(socket: Socket) -> Connection:

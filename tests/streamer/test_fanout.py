@@ -10,23 +10,13 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
+from tests.support.writes import Socket
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.fanout import Row, fan_out
 from threadline_streamer.hub import Channel, Hub
 from threadline_streamer.wire import durable_frame, http_chunk
 
 CONVERSATION = uuid.uuid4()
-
-
-class Socket:
-    def __init__(self) -> None:
-        self.accepting = True
-        self.written: list[bytes] = []
-
-    def write(self, chunk: bytes) -> bool:
-        if self.accepting:
-            self.written.append(chunk)
-        return self.accepting
 
 
 def member(user_id: uuid.UUID | None = None) -> tuple[Connection, Socket]:
