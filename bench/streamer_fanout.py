@@ -19,8 +19,9 @@ measures (DESIGN 5):
    conversations, opened by ``--client-processes`` raw asyncio clients (uvloop, ``asyncio.Protocol``: one
    callback per read); waits until each has its first bytes (the ``retry:`` line) and prints the
    streamer's RSS growth per connection (VmRSS before and after; goal <= 20 KiB) and the connect rate
-   (goal 3,000/s).
-3. fan-out: with those connections open, commits at each fixed rate of ``--rates`` (commits/s,
+   (goal 3,000/s; the clock starts once every client process has imported this module and said so).
+3. fan-out: with those connections open, after ``--warmup`` seconds of commits that are not measured,
+   commits at each fixed rate of ``--rates`` (commits/s,
    round-robin over the conversations; with ``--event post`` a commit is 2 x members + members - 1
    deliveries, so 67 and 161 commits/s offer 20,000 and 48,000 deliveries/s over 100 members) for
    ``--seconds``; prints deliveries/s actually received, the commit-to-client latency p50/p99 (from just
@@ -35,9 +36,11 @@ is printed and flagged when a client process was CPU-bound (its figures are then
 not a ceiling). Measured: with clients that awaited ``StreamReader.read`` and a writer that ran BEGIN, a DTO
 per event and COMMIT, the load generator took 0.8-1.0 cores at 48,000 deliveries/s, and the streamer (whose
 thread was busy all the time: its loopback writes also do the clients' TCP receive work) fell behind by
-more than a second; with these, 0.3-0.4 cores. The streamer's CPU per delivery is utime+stime: the kernel's
-receive work done in its writes' softirqs is not all in it. RLIMIT_NOFILE is raised to the hard limit
-before the streamer starts (it inherits it).
+more than a second; now 0.4 cores (clients that find id lines with bytes methods and run without garbage
+collection, a writer on uvloop handing out plain connections). The streamer's CPU per delivery is
+utime+stime: the kernel's receive work done in its writes' softirqs is not all in it. RLIMIT_NOFILE is
+raised to the hard limit before the streamer starts (it inherits it). The host's speed is printed before
+and after (``bench/hostspeed.py``).
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ def settle_heap(*, young_generation: int | None = None) -> None:
 NO_AUTOMATIC_FULL_COLLECTION = 2**31 - 1
 """The oldest generation's threshold while a :class:`HeapKeeper` runs: the number of middle-generation
 collections (CPython's default: 10) after which CPython would run a full one, out of reach."""
+_keepers_running = 0  # keepers running in this process (several in one test process)
+_oldest_threshold = 10  # the oldest generation's threshold before the first of them started
 
 
 class HeapKeeper:
@@ -87,12 +89,19 @@ class HeapKeeper:
         self.minimum = minimum
 
     async def run(self) -> None:
-        young, middle, old = gc.get_threshold()
+        global _keepers_running, _oldest_threshold
+        if not _keepers_running:
+            _oldest_threshold = gc.get_threshold()[2]
+        _keepers_running += 1
+        young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, NO_AUTOMATIC_FULL_COLLECTION)
         try:
             await self._keep()
         finally:
-            gc.set_threshold(young, middle, old)
+            _keepers_running -= 1
+            if not _keepers_running:  # the last keeper to stop gives CPython its full collections back
+                young, middle, _ = gc.get_threshold()
+                gc.set_threshold(young, middle, _oldest_threshold)
 
     async def _keep(self) -> None:
         reclaimed, ended = time.monotonic(), self.ended()

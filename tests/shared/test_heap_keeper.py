@@ -80,6 +80,19 @@ async def test_while_it_runs_cpython_runs_no_full_collection_of_its_own() -> Non
     assert gc.get_threshold() == before
 
 
+async def test_two_keepers_stopping_out_of_order_give_the_threshold_back_once_both_stopped() -> None:
+    before = gc.get_threshold()
+    first = asyncio.create_task(HeapKeeper(freeze_seconds=3600).run())
+    second = asyncio.create_task(HeapKeeper(freeze_seconds=3600).run())
+    await asyncio.sleep(0)
+    for keeper in (first, second):
+        assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL_COLLECTION
+        keeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await keeper
+    assert gc.get_threshold() == before
+
+
 async def test_more_ended_than_live_work_brings_the_reclaim_before_its_time() -> None:
     settle_heap()
     garbage = Node()

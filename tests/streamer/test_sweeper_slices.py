@@ -39,12 +39,22 @@ async def test_each_connection_is_due_for_its_session_check_once_per_interval() 
     assert [set(map(id, t)) for t in again] == [set(map(id, t)) for t in turns], "slices are fixed"
 
 
-async def test_a_short_interval_still_checks_every_connection_within_it() -> None:
-    sweeper, connections = sweeper_with(40, keepalive_seconds=2)  # the e2e stacks' setting
+async def test_a_short_interval_still_checks_every_connection_within_it_half_at_a_time() -> None:
+    sweeper, connections = sweeper_with(400, keepalive_seconds=2)  # the e2e stacks' setting
     assert (sweeper.tick, sweeper.slices) == (1.0, 2)
     now = time.monotonic()
-    due = sweeper.sweep(connections, now, 0) + sweeper.sweep(connections, now, 1)
-    assert sorted(map(id, due)) == sorted(map(id, connections))
+    first, second = sweeper.sweep(connections, now, 0), sweeper.sweep(connections, now, 1)
+    assert sorted(map(id, first + second)) == sorted(map(id, connections))
+    assert 100 < len(first) < 300, "spread over both slices"
+
+
+async def test_the_streams_of_one_session_are_checked_in_the_same_slice() -> None:
+    sweeper, connections = sweeper_with(3, keepalive_seconds=15)
+    for connection in connections:
+        connection.session_id = connections[0].session_id  # three tabs of one login
+    now = time.monotonic()
+    turns = [len(sweeper.sweep(connections, now, turn)) for turn in range(sweeper.slices)]
+    assert sorted(turns)[-1] == 3 and sum(turns) == 3
 
 
 async def test_a_keepalive_goes_only_to_connections_idle_for_the_interval() -> None:

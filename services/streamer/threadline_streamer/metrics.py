@@ -17,6 +17,6 @@ DOORBELL_TO_WRITE = Histogram(
 REPLAYED = Counter("threadline_stream_replayed_events_total", "Durable events sent by replay")
 STREAM_WRITES = Counter(
     "threadline_stream_live_writes_total",
-    "Socket writes of the live fan-out made at once (one per connection per conversation per round, carrying "
-    "every event of the round for it); frames that had to queue are written by their connection's loop",
+    "Socket writes of the live fan-out made at once: one per connection per conversation per round, carrying "
+    "every event of the round for it (frames that had to queue are written later by the connection's loop)",
 )

@@ -84,8 +84,8 @@ class Sweeper:
         for connection in connections:
             if connection.last_write <= idle_since and not connection.queue:
                 connection.offer(0, KEEPALIVE, "keepalive", chunk=KEEPALIVE_CHUNK)
-            # A connection's slice: its object's address, fixed for its lifetime.
-            if (id(connection) >> 4) % slices == turn:
+            # A connection's slice: its session's, so that a session's streams are checked in one query.
+            if connection.session_id.int % slices == turn:
                 due.append(connection)
         return due
 
@@ -97,8 +97,10 @@ class Sweeper:
             valid = await valid_sessions(
                 self.pool, list({c.session_id for c in connections}), self.clock.now()
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("session check skipped: %s", exc)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # (asyncpg.InternalClientError: a session cut mid-query, as in Hub._read; uncaught, it would end
+            # the sweeper's task and with it the streamer's TaskGroup.)
+            log.warning("session check skipped: %r", exc)
             return
         for connection in connections:
             if connection.session_id not in valid:
