@@ -70,8 +70,9 @@ class HeapKeeper:
     While it runs, CPython runs no full collection of its own (the oldest generation's threshold is set out of
     reach; restored when it stops): freezing every few seconds did not keep them away during a burst of new
     connections, whose objects are neither young nor frozen yet. Measured opening 15,000 streams
-    (bench/streamer_fanout.py): 10 automatic full collections, 1,085 ms of pauses in 9 s, about 70 µs of CPU
-    per connect and each pause a stall of every live stream."""
+    (bench/streamer_fanout.py): 10 automatic full collections, 1,085 ms of pauses in 9 s, each a stall of
+    every live stream; without them the streamer's CPU per connect fell from 519 to 262 µs and the connect
+    rate rose from 1,640 to 2,930/s."""
 
     def __init__(
         self,
