@@ -27,6 +27,7 @@ from uuid import UUID
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.fanout import Row, fan_out
@@ -67,6 +68,7 @@ class Hub:
         self.read_batch = max(1, min(READ_BATCH, queue_size // 2))
         self.channels: dict[UUID, Channel] = {}
         self._wakeup = asyncio.Event()
+        self._reader: PoolConnectionProxy | None = None  # held for the reads (see _fetch)
         self.on_channel_opened: Callable[[UUID], None] = lambda _: None
         self.on_channel_closed: Callable[[UUID], None] = lambda _: None
         self.on_membership_changed: Callable[[UUID], None] = lambda _: None
@@ -139,12 +141,43 @@ class Hub:
 
     async def run(self) -> None:
         """The dispatch loop: read every pending conversation, fan out, repeat while doorbells rang."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            pending = [channel for channel in self.channels.values() if channel.pending_since is not None]
-            if pending:
-                await self._read(pending)
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                pending = [channel for channel in self.channels.values() if channel.pending_since is not None]
+                if pending:
+                    await self._read(pending)
+        finally:
+            await self._drop_reader(broken=False)
+
+    async def _fetch(self, pending: list[Channel]) -> list[asyncpg.Record]:
+        """The new rows of ``pending``, on the connection the hub holds for its reads (measured: a query
+        through the pool's acquire and release cost 80 µs of the streamer's CPU, on a held connection 33 µs,
+        once per round)."""
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = await self.pool.acquire()
+        rows: list[asyncpg.Record] = await reader.fetch(
+            _READ,
+            [channel.conversation_id for channel in pending],
+            [channel.cursor for channel in pending],
+            self.read_batch,
+        )
+        return rows
+
+    async def _drop_reader(self, *, broken: bool) -> None:
+        """Give the held connection back to the pool (closed first when ``broken``: the next read takes a
+        fresh one)."""
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return
+        if broken:
+            try:
+                reader.terminate()
+            except asyncpg.InterfaceError:
+                pass  # its connection was lost, and the pool took it back already (asyncpg detaches it)
+        await self.pool.release(reader)  # (a no-op for one the pool took back)
 
     async def _read(self, pending: list[Channel]) -> None:
         now = time.perf_counter()
@@ -153,12 +186,7 @@ class Hub:
             channel.pending_since = None
         try:
             while pending:
-                rows = await self.pool.fetch(
-                    _READ,
-                    [channel.conversation_id for channel in pending],
-                    [channel.cursor for channel in pending],
-                    self.read_batch,
-                )
+                rows = await self._fetch(pending)
                 by_conversation: dict[UUID, list[asyncpg.Record]] = {}
                 for row in rows:
                     by_conversation.setdefault(row["conversation_id"], []).append(row)
@@ -184,6 +212,7 @@ class Hub:
                 pending = list(full.values())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
             log.warning("reading the event log failed for %d conversations: %r", len(pending), exc)
+            await self._drop_reader(broken=True)
             if isinstance(exc, asyncpg.InternalClientError):
                 # A session cut mid-query (a PostgreSQL restart) can leave a pooled connection in a state
                 # asyncpg no longer recovers from ("cannot switch to state 12; another operation is in
