@@ -709,14 +709,23 @@ async def run(args: argparse.Namespace) -> None:
 
             # 3. fan-out, after a warm-up that is not measured (the streamer's and PostgreSQL's first reads
             # of the log, statement caches, the rounds' first objects)
+            commits = [
+                commit_for(args.event, conversation_id, members)
+                for conversation_id, members in zip(conversation_ids, members_of, strict=True)
+            ]
+            deliveries = [
+                deliveries_per_commit(commit, len(members))
+                for commit, members in zip(commits, members_of, strict=True)
+            ]
             if args.warmup > 0:
-                await warm_up(database_url, conversation_ids, members_of, args, args.rates[0])
+                await warm_up(database_url, conversation_ids, commits, args, args.rates[0])
             for rate in args.rates:
                 await fanout(
                     args,
                     database_url,
                     conversation_ids,
-                    members_of,
+                    commits,
+                    deliveries,
                     clients,
                     pid,
                     streamer.port,
@@ -747,14 +756,10 @@ async def run(args: argparse.Namespace) -> None:
 async def warm_up(
     database_url: str,
     conversation_ids: list[uuid.UUID],
-    members_of: list[list[uuid.UUID]],
+    commits: list[Commit],
     args: argparse.Namespace,
     rate: float,
 ) -> None:
-    commits = [
-        commit_for(args.event, conversation_id, members)
-        for conversation_id, members in zip(conversation_ids, members_of, strict=True)
-    ]
     writers = await Writers.open(database_url, args.writers)
     try:
         await commit_at_rate(writers, conversation_ids, commits, rate, args.warmup, args.writers, [], {})
@@ -783,7 +788,8 @@ async def fanout(
     args: argparse.Namespace,
     database_url: str,
     conversation_ids: list[uuid.UUID],
-    members_of: list[list[uuid.UUID]],
+    commits: list[Commit],
+    deliveries: list[int],
     clients: list[tuple[multiprocessing.Process, Pipe]],
     pid: int,
     port: int,
@@ -796,10 +802,6 @@ async def fanout(
         await asyncio.to_thread(pipe.recv)
     durations: list[float] = []
     acknowledged: dict[tuple[int, int], float] = {}
-    commits = [
-        commit_for(args.event, conversation_id, members)
-        for conversation_id, members in zip(conversation_ids, members_of, strict=True)
-    ]
     # Opened before PostgreSQL's CPU is read and closed after: their backends' CPU counts.
     writer_pool = await Writers.open(database_url, args.writers)
     metrics_before = await scrape(port)
@@ -834,10 +836,7 @@ async def fanout(
                     first_arrival = min(first_arrival, arrived)
     subscribers = args.connections / args.conversations
     made = len(durations)
-    expected = sum(
-        deliveries_per_commit(commits[i % len(commits)], len(members_of[i % len(commits)]))
-        for i in range(made)
-    )
+    expected = sum(deliveries[i % len(deliveries)] for i in range(made))  # round-robin, as committed
     per_commit = expected / max(made, 1)
     span = max(last_arrival - first_arrival, 1e-9)
     print(

@@ -91,6 +91,10 @@ async def post_message(
     assert row is not None  # the function always answers one row
     if row["outcome"] != "ok":
         raise refusal(row["outcome"])
+    return _posted(message_id, row)
+
+
+def _posted(message_id: UUID, row: asyncpg.Record) -> Posted:
     return Posted(message_id, row["in_conversation"], row["in_thread"], row["at_depth"], row["assistant_job"])
 
 
@@ -117,13 +121,7 @@ async def post_messages(
     outcomes: list[Posted | str | None] = [None] * len(posts)
     for row in rows:
         index = row["n"] - 1
-        outcomes[index] = (
-            Posted(
-                ids[index], row["in_conversation"], row["in_thread"], row["at_depth"], row["assistant_job"]
-            )
-            if row["outcome"] == "ok"
-            else row["outcome"]
-        )
+        outcomes[index] = _posted(ids[index], row) if row["outcome"] == "ok" else row["outcome"]
     if any(outcome is None for outcome in outcomes):
         raise RuntimeError(f"tl_post_messages answered {len(rows)} rows for {len(posts)} posts")
     return [outcome for outcome in outcomes if outcome is not None]
