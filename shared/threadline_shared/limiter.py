@@ -3,8 +3,9 @@
 ``T = 1000 / requests_per_second`` ms and ``tau = (burst - 1) * T``, both in whole microseconds. A missing
 bucket means ``TAT = now``. A request at ``now`` is allowed when ``max(TAT, now) - now <= tau``; it then
 stores ``TAT = max(TAT, now) + T`` with a TTL of ``TAT - now``. The script reads the Redis clock (``TIME``)
-unless a test passes its own ``now``. If Redis errors or does not answer within the budget, the request is
-allowed without headers and ``threadline_rate_limit_fail_open_total`` counts it (fail open).
+unless a test passes its own ``now`` (then the key's TTL gets :data:`CALLER_CLOCK_GRACE_MS` more). If Redis
+errors or does not answer within the budget, the request is allowed without headers and
+``threadline_rate_limit_fail_open_total`` counts it (fail open).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "tl:rl:"
 
+CALLER_CLOCK_GRACE_MS = 60_000
+"""With a caller's clock (tests' FakeClock), Redis still expires keys on its own: a key then outlives its
+TTL (``TAT - now``) by this much, so that a caller's clock that stands still while real time passes never
+sees a charge lapse. An expired key and a TAT at or before ``now`` decide alike, so the TTL only frees
+memory. Measured: at 50/s a bucket's TTL is 20 ms, and a loaded CI host lost a charge between two pipelined
+heartbeats."""
+
 # Integer microseconds inside the script, so that sums near 2^50 stay exact in Lua's doubles; the stored TAT
 # is milliseconds with three decimals (contract 7.5). One call decides any number of buckets, in order (a
 # bucket named twice is charged twice): KEYS are the buckets, ARGV is ``now`` ('' = the Redis clock) then
@@ -35,8 +43,10 @@ KEY_PREFIX = "tl:rl:"
 # the TAT after the decision (the stored one on a denial) and ``t = max(TAT before, now)``.
 _GCRA = """
 local now
+local grace_ms = 0
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
+  grace_ms = CALLER_CLOCK_GRACE_MS
 else
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -54,7 +64,7 @@ for i, key in ipairs(KEYS) do
     table.insert(result, string.format('%.0f', tat))
   else
     tat = t + interval
-    local ttl_ms = math.max(1, math.ceil((tat - now) / 1000))
+    local ttl_ms = math.max(1, math.ceil((tat - now) / 1000)) + grace_ms
     redis.call('SET', key, string.format('%.3f', tat / 1000), 'PX', ttl_ms)
     table.insert(result, 1)
     table.insert(result, string.format('%.0f', tat))
@@ -62,7 +72,7 @@ for i, key in ipairs(KEYS) do
   table.insert(result, string.format('%.0f', t))
 end
 return result
-"""
+""".replace("CALLER_CLOCK_GRACE_MS", str(CALLER_CLOCK_GRACE_MS))
 
 
 @dataclass(frozen=True, slots=True)

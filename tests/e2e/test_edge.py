@@ -115,5 +115,5 @@ async def test_stream_events_cross_the_edge_unbuffered(stack: Stack, api: Api) -
         event = await stream.until("message.created")
         live = time.perf_counter() - answered
     assert event.payload["content"] == "through"
-    assert first_event <= 0.1, f"first event after {first_event * 1000:.0f} ms"
-    assert live <= 0.1, f"live event {live * 1000:.0f} ms after the post answered"
+    assert first_event <= 1.0, f"first event after {first_event * 1000:.0f} ms"
+    assert live <= 1.0, f"live event {live * 1000:.0f} ms after the post answered"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ from redis.asyncio import Redis
 
 from threadline_devstack.servers import free_port
 from threadline_shared.clock import FakeClock
-from threadline_shared.limiter import Decision, Limiter, Rate
+from threadline_shared.limiter import CALLER_CLOCK_GRACE_MS, Decision, Limiter, Rate
 
 RATE = Rate(requests_per_second=2, burst=3)  # T = 500 ms, tau = 1000 ms
 
@@ -81,7 +82,7 @@ async def test_state_is_a_tat_with_a_ttl_under_the_contract_key(limiter: Limiter
     await decide(limiter)
     key = "tl:rl:p:GET /x:u:1"
     assert float(await redis.get(key)) > 0
-    assert 0 < await redis.pttl(key) <= 500
+    assert 0 < await redis.pttl(key) <= 500 + CALLER_CLOCK_GRACE_MS  # T = 500 ms, FakeClock: with the grace
 
 
 async def test_buckets_are_separate_per_subject(limiter: Limiter) -> None:
@@ -93,8 +94,22 @@ async def test_buckets_are_separate_per_subject(limiter: Limiter) -> None:
 
 async def test_the_redis_clock_is_used_without_a_test_clock(redis: Redis) -> None:
     limiter = Limiter(redis, timeout_ms=250)
-    decisions = [await limiter.check("p", "r", "real", RATE) for _ in range(4)]
+    slow = Rate(requests_per_second=0.1, burst=3)  # T = 10 s: four calls fit in it on any host
+    decisions = [await limiter.check("p", "r", "real", slow) for _ in range(4)]
     assert [d.allowed for d in decisions if d is not None] == [True, True, True, False]
+    assert 20_000 < await redis.pttl("tl:rl:p:r:real") <= 30_000  # TAT - now on Redis's clock, no grace
+
+
+async def test_a_charge_made_on_a_standing_test_clock_does_not_lapse_in_real_time(
+    limiter: Limiter, redis: Redis
+) -> None:
+    fast = Rate(requests_per_second=1000, burst=2)  # T = 1 ms: its contract TTL is 1 ms of real time
+    assert (await limiter.check("p", "r", "s", fast)).allowed  # type: ignore[union-attr]
+    await asyncio.sleep(0.05)  # real time passes, the FakeClock stands still
+    second = await limiter.check("p", "r", "s", fast)
+    third = await limiter.check("p", "r", "s", fast)
+    assert second is not None and third is not None
+    assert (second.allowed, second.remaining, third.allowed) == (True, 0, False)
 
 
 async def test_an_unreachable_redis_fails_open() -> None:

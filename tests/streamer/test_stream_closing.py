@@ -35,7 +35,7 @@ from tests.support.traffic import (
 pytestmark = pytest.mark.e2e
 
 CLOSED = "threadline_stream_closed_total"
-LATENCY_P95_BOUND_SECONDS = 0.25  # a stalled neighbour would add the 2 s write timeout
+LATENCY_P95_BOUND_SECONDS = 1.0  # a stalled neighbour would add the 2 s write timeout; a loaded CI host 0.3 s
 
 
 @dataclass
