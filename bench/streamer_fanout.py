@@ -218,9 +218,15 @@ def receive_steered_to(cpu: int | None) -> Iterator[None]:
 
 
 def machine_busy() -> float:
-    """CPU seconds all cores spent busy so far (everything but idle and iowait, from /proc/stat)."""
+    """CPU seconds all cores spent busy so far (everything but idle, iowait and steal, from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:7]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_stolen() -> float:
+    """CPU seconds the hypervisor gave the host's other guests while this one wanted to run (steal)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[7] / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -836,7 +842,7 @@ async def fanout(
     metrics_before = await scrape(port)
     gc_before = await gc_pauses(metrics_before)
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
-    machine_before, pg_before = machine_busy(), tree_cpu(postgres_pid)
+    machine_before, pg_before, stolen_before = machine_busy(), tree_cpu(postgres_pid), machine_stolen()
     writer_cpu_before = time.process_time()
     committed, write_seconds, late = await commit_at_rate(
         writer_pool, conversation_ids, commits, rate, args.seconds, args.writers, durations, acknowledged
@@ -845,6 +851,7 @@ async def fanout(
     await stragglers(clients)
     cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
     machine, pg_cpu = machine_busy() - machine_before, tree_cpu(postgres_pid) - pg_before
+    stolen = machine_stolen() - stolen_before
     await writer_pool.close()
     for _, pipe in clients:
         pipe.send("stop")
@@ -919,7 +926,8 @@ async def fanout(
         f"load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"  machine          {machine / wall / (os.cpu_count() or 1):.0%} busy; PostgreSQL "
+        f"  machine          {machine / wall / (os.cpu_count() or 1):.0%} busy, "
+        f"{stolen / wall / (os.cpu_count() or 1):.0%} stolen by the hypervisor; PostgreSQL "
         f"{pg_cpu / wall:.0%} of a core"
     )
 
