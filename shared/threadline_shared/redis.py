@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 
@@ -44,6 +45,14 @@ class PackedScript:
     async def __call__(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         parts = [b"EVALSHA", self.sha, b"%d" % len(keys), *map(str.encode, keys), *map(_argument, args)]
         packed = b"*%d\r\n%b" % (len(parts), b"".join([b"$%d\r\n%b\r\n" % (len(p), p) for p in parts]))
+        try:
+            return await self._loaded(packed)
+        except RedisConnectionError:
+            # A pooled connection that Redis closed (a restart): one more try, on a new connection, as
+            # redis-py retries its own commands. Without it the first calls after a restart failed.
+            return await self._loaded(packed)
+
+    async def _loaded(self, packed: bytes) -> Any:
         try:
             return await self._execute(packed)
         except NoScriptError:  # Redis restarted (or flushed its scripts) since the last load

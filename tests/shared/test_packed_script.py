@@ -57,3 +57,20 @@ async def test_a_call_cancelled_before_its_reply_leaves_no_reply_for_the_next_ca
         assert (await PackedScript(client, ECHO)(["k"], ["fresh", "x"]))[1] == b"fresh"
     finally:
         await client.aclose()
+
+
+async def test_a_pooled_connection_that_redis_closed_is_replaced_within_the_call(
+    redis: Redis, redis_url: str
+) -> None:
+    """As after a Redis restart: the server closed the pooled connections; the call still answers."""
+    client = Redis.from_url(redis_url, max_connections=1)
+    try:
+        echo = PackedScript(client, ECHO)
+        assert (await echo(["k"], ["before", "x"]))[1] == b"before"
+        name = f"packed-{id(client)}"
+        await client.client_setname(name)
+        pooled = next(entry["id"] for entry in await redis.client_list() if entry["name"] == name)
+        await redis.client_kill_filter(_id=pooled)
+        assert (await echo(["k"], ["after", "x"]))[1] == b"after"
+    finally:
+        await client.aclose()
