@@ -131,7 +131,8 @@ async def test_a_removed_member_gets_its_removal_and_nothing_after_it() -> None:
     hub = Hub(cast(asyncpg.Pool, cast(Any, None)), queue_size=16)  # _deliver never queries
     (alice, alice_socket), (bob, bob_socket) = member(), member()
     channel = Channel(CONVERSATION, 0)
-    channel.connections |= {alice, bob}
+    channel.add(alice)
+    channel.add(bob)
     removal = removal_of(bob.user_id)
     rows = [
         record(1, "message.created", envelope("message.created", id="m")),
@@ -175,7 +176,7 @@ async def test_a_removed_member_whose_socket_is_full_gets_its_removal_queued_and
     (bob, bob_socket) = member()
     bob_socket.accepting = False
     channel = Channel(CONVERSATION, 0)
-    channel.connections.add(bob)
+    channel.add(bob)
     removal = removal_of(bob.user_id)
     rows = [
         record(1, "membership.changed", removal),
@@ -200,3 +201,17 @@ async def test_deliveries_are_counted_by_type_for_everyone_reached() -> None:
     assert sent("thread.activity") - before["thread.activity"] == 3
     assert sent("unread.update") - before["unread.update"] == 2
     assert (REGISTRY.get_sample_value("threadline_stream_live_writes_total") or 0.0) - writes_before == 3
+
+
+async def test_a_channels_members_follow_every_add_and_discard() -> None:
+    (alice, _), (bob, _) = member(), member()
+    channel = Channel(CONVERSATION, 0)
+    assert channel.members() == ()
+    channel.add(alice)
+    channel.add(bob)
+    assert set(channel.members()) == {alice, bob}
+    assert channel.members() is channel.members(), "built once until the next change"
+    channel.discard(alice)
+    assert channel.members() == (bob,)
+    channel.discard(bob)
+    assert channel.members() == ()

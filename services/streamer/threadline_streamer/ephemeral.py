@@ -97,6 +97,7 @@ class EphemeralForwarder:
             return
         frame = ephemeral_frame(event_type, data)
         chunk, since, now = http_chunk(frame), time.perf_counter(), time.monotonic()
-        for connection in hub_channel.connections:
+        members = hub_channel.members()
+        for connection in members:
             connection.offer(0, frame, event_type, since, chunk, now)
-        STREAM_EVENTS_SENT.labels(event_type).inc(len(hub_channel.connections))
+        STREAM_EVENTS_SENT.labels(event_type).inc(len(members))

@@ -62,7 +62,8 @@ class AbortableHttpToolsProtocol(HttpToolsProtocol):
     def write_now(self, chunk: bytes) -> bool:
         """Write ``chunk`` (one encoded HTTP/1.1 chunk, :func:`threadline_streamer.wire.http_chunk`) as the
         next chunk of the current response at once; False when that is not safe (the caller then uses ASGI
-        ``send``)."""
+        ``send``). Flow control needs no check of its own: the transport pauses writing only above its
+        high-water mark and resumes at or below the low one, so a paused connection has unsent bytes."""
         cycle, transport = self.cycle, self.transport
         if (
             cycle is None
@@ -70,9 +71,8 @@ class AbortableHttpToolsProtocol(HttpToolsProtocol):
             or cycle.response_complete
             or cycle.disconnected
             or not cycle.chunked_encoding
-            or self.flow.write_paused
-            or transport.is_closing()
             or transport.get_write_buffer_size()
+            or transport.is_closing()
         ):
             return False
         transport.write(chunk)
