@@ -71,9 +71,10 @@ class Channel:
         self._members = None
 
     def members(self) -> tuple[Connection, ...]:
-        """The connections as a tuple, rebuilt after a change: a fan-out walks them once per event, and a
-        tuple is cheaper to walk than a set (perf at 48,000 deliveries/s: the set's iteration was 2.6% of the
-        streamer's CPU); a connection that leaves during a fan-out does not disturb it."""
+        """The connections as a tuple, rebuilt after a change: a fan-out walks them once per event (perf at
+        48,000 deliveries/s: the set's iteration was 2.6% of the streamer's CPU, the tuple's 2.2%; most of
+        either is loading each connection), and a connection that leaves during a fan-out cannot disturb the
+        walk."""
         members = self._members
         if members is None:
             members = self._members = tuple(self.connections)
