@@ -3,6 +3,7 @@ real services as processes for end-to-end tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -20,6 +21,11 @@ from tests.support.servers import (
 )
 from tests.support.stack import Stack, running_stack
 from threadline_shared.db import create_pool
+
+# Every service the suite starts, in-process or as a process (they inherit THREADLINE_*), waits up to 5 s for
+# a rate-limit decision instead of 250 ms: on a loaded CI host a slow answer would fail open, and a test that
+# expects a 429 or RateLimit headers would see neither. The fail-open tests stop Redis, which refuses at once.
+os.environ.setdefault("THREADLINE_RATE_LIMIT_REDIS_TIMEOUT_MS", "5000")
 
 
 @pytest.fixture(scope="session")

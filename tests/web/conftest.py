@@ -45,7 +45,7 @@ ANSWER = (
     "and keep the feature flag off until the first hour looks quiet."
 )
 ANSWER_DELTAS = re.findall(r"\S+\s*", ANSWER)
-DELTA_DELAY_MS = 60
+DELTA_DELAY_MS = 100  # Stop must land mid-answer: a screenshot and a click come between, on a loaded host too
 
 WEB_ENV = {
     "THREADLINE_SCRIPTED_DELTAS": json.dumps(ANSWER_DELTAS),
