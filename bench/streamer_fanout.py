@@ -223,16 +223,12 @@ def receive_steered_to(cpu: int | None) -> Iterator[None]:
         RPS_CPUS.write_text(before + "\n")
 
 
-def machine_busy() -> float:
-    """CPU seconds all cores spent busy so far (everything but idle, iowait and steal, from /proc/stat)."""
+def machine_times() -> tuple[float, float]:
+    """CPU seconds all cores spent so far busy (everything but idle, iowait and steal) and stolen (given by
+    the hypervisor to the host's other guests while this one wanted to run), from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:7]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_stolen() -> float:
-    """CPU seconds the hypervisor gave the host's other guests while this one wanted to run (steal)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[7] / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:7]) - fields[3] - fields[4]) / tick, fields[7] / tick
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -728,13 +724,14 @@ async def run(args: argparse.Namespace) -> None:
                     "(RPS); everything else on both"
                 )
             gc_before = await gc_pauses(await scrape(streamer.port))
-            cpu_before, machine_before, pg_before = cpu_seconds(pid), machine_busy(), tree_cpu(postgres_pid)
+            (machine_before, _), pg_before = machine_times(), tree_cpu(postgres_pid)
+            cpu_before = cpu_seconds(pid)
             started = time.perf_counter()
             for _, pipe in clients:
                 pipe.send("connect")
             reports = [await asyncio.to_thread(pipe.recv) for _, pipe in clients]
             elapsed = time.perf_counter() - started
-            connect_cpu, machine = cpu_seconds(pid) - cpu_before, machine_busy() - machine_before
+            connect_cpu, machine = cpu_seconds(pid) - cpu_before, machine_times()[0] - machine_before
             pg_cpu = tree_cpu(postgres_pid) - pg_before
             failures = sum(report["failures"] for report in reports)
             await asyncio.sleep(1.0)
@@ -858,7 +855,7 @@ async def fanout(
     metrics_before = await scrape(port)
     gc_before = await gc_pauses(metrics_before)
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
-    machine_before, pg_before, stolen_before = machine_busy(), tree_cpu(postgres_pid), machine_stolen()
+    (machine_before, stolen_before), pg_before = machine_times(), tree_cpu(postgres_pid)
     writer_cpu_before = time.process_time()
     committed, write_seconds, late = await commit_at_rate(
         writer_pool, conversation_ids, commits, rate, args.seconds, args.writers, durations, acknowledged
@@ -870,8 +867,8 @@ async def fanout(
         await asyncio.to_thread(pipe.recv)
     await stragglers(clients)
     cpu_used, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
-    machine, pg_cpu = machine_busy() - machine_before, tree_cpu(postgres_pid) - pg_before
-    stolen = machine_stolen() - stolen_before
+    (machine, stolen), pg_cpu = machine_times(), tree_cpu(postgres_pid) - pg_before
+    machine, stolen = machine - machine_before, stolen - stolen_before
     await writer_pool.close()
     for _, pipe in clients:
         pipe.send("stop")
