@@ -234,7 +234,7 @@ def machine_times() -> tuple[float, float]:
 
 CONTENDED = 0.05
 """The share of the machine's CPU time stolen by the hypervisor above which a phase is flagged. Measured on
-2026-11-28 with 10,000 connections: every fan-out phase with 6-41% stolen missed its latency goal (23 of 23),
+2026-11-28 with 10,000 connections: every fan-out phase with 6-43% stolen missed its latency goal (27 of 27),
 7 of the 9 with 0-4% met it."""
 
 
