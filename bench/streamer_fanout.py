@@ -234,8 +234,9 @@ def machine_times() -> tuple[float, float]:
 
 CONTENDED = 0.05
 """The share of the machine's CPU time stolen by the hypervisor above which a phase is flagged. Measured on
-2026-11-28 with 10,000 connections: every fan-out phase with 6-43% stolen missed its latency goal (27 of 27),
-7 of the 9 with 0-4% met it."""
+2026-11-28 with 10,000 connections: every fan-out phase with 6-43% stolen missed its latency goal (29 of 29),
+8 of the 11 with 0-4% met it (a host can also run slow without stealing: one of the three ran at 19 us of
+streamer CPU per delivery, against 16-17 us in the others)."""
 
 
 def steal_note(stolen: float, wall: float) -> str:
