@@ -25,6 +25,11 @@ from threadline_streamer.wire import ephemeral_frame
 log = logging.getLogger(__name__)
 
 SNAPSHOT_TIMEOUT_SECONDS = 1.0
+BUILDS_AT_ONCE = 16
+"""Snapshots built at the same time; the others wait their turn. Each build holds one Redis connection, and
+the client's pool holds at most 100 (redis-py's default): when connects to 150 conversations came at once
+(as after a restart), 50 of them got no snapshot (tests/streamer/test_snapshot_builds.py). Each new pooled
+connection also cost about a millisecond of CPU (redis-py reads its package metadata)."""
 _PARTICIPANTS = (
     "SELECT user_id FROM participants WHERE conversation_id = $1 AND left_at IS NULL ORDER BY user_id"
 )
@@ -65,6 +70,7 @@ class Snapshotter:
         self._versions: dict[UUID, int] = {}
         self._cache: dict[UUID, tuple[int, float, bytes]] = {}
         self._building: dict[tuple[UUID, int], asyncio.Future[bytes | None]] = {}
+        self._builds = asyncio.Semaphore(BUILDS_AT_ONCE)
 
     def invalidate(self, conversation_id: UUID) -> None:
         self._versions[conversation_id] = self._versions.get(conversation_id, 0) + 1
@@ -98,7 +104,8 @@ class Snapshotter:
             building = asyncio.get_running_loop().create_future()
             self._building[key] = building
             try:
-                data = await self._build(conversation_id)
+                async with self._builds:
+                    data = await self._build(conversation_id)
                 building.set_result(data)
             except BaseException as exc:
                 building.set_exception(exc)
