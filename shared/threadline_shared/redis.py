@@ -6,24 +6,35 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
+MAX_CONNECTIONS = 100
+"""Connections one client (one process) opens at most; more calls at once wait their turn for a free one."""
+
 
 def create_redis(redis_url: str, *, timeout_seconds: float = 2.0) -> Redis:
-    """A lazily connecting client; connecting gives up after ``timeout_seconds`` when Redis is down.
+    """A lazily connecting client; connecting, or waiting for a free pooled connection, gives up after
+    ``timeout_seconds`` (a redis-py ``ConnectionError``).
+
+    The pool is redis-py's ``BlockingConnectionPool``: with its default pool, the 101st call in flight failed
+    at once with ``MaxConnectionsError``, so a burst of requests made the rate limiter fail open (the burst
+    passed unlimited) and presence answer 503. Now such a call waits for a connection to come back.
 
     No ``socket_timeout``: with it redis-py wraps every read in ``asyncio.wait_for``, which on Python 3.11
     can swallow a cancellation and so hang a background task at shutdown. Callers bound their commands with
     ``asyncio.timeout`` instead (the limiter, the presence store, the snapshot).
     """
-    client: Redis = Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
         decode_responses=False,
     )
+    client: Redis = Redis.from_pool(pool)
     return client
 
 
@@ -47,9 +58,10 @@ class PackedScript:
         packed = b"*%d\r\n%b" % (len(parts), b"".join([b"$%d\r\n%b\r\n" % (len(p), p) for p in parts]))
         try:
             return await self._loaded(packed)
-        except RedisConnectionError:
+        except _Lost:
             # A pooled connection that Redis closed (a restart): one more try, on a new connection, as
-            # redis-py retries its own commands. Without it the first calls after a restart failed.
+            # redis-py retries its own commands. Without it the first calls after a restart failed. A call
+            # that got no connection at all (Redis down, or none free in time) is not tried again.
             return await self._loaded(packed)
 
     async def _loaded(self, packed: bytes) -> Any:
@@ -65,8 +77,14 @@ class PackedScript:
         try:  # on a failure or cancellation, redis-py disconnects the connection itself (tested)
             await connection.send_packed_command(packed, check_health=False)
             return await connection.read_response()
+        except RedisConnectionError as exc:
+            raise _Lost(*exc.args) from exc
         finally:
             await pool.release(connection)
+
+
+class _Lost(RedisConnectionError):
+    """The connection failed while in use (not while it was being got)."""
 
 
 def _argument(value: str | int) -> bytes:

@@ -6,9 +6,9 @@ too) in a TaskGroup; all are cancelled at shutdown. Readiness = database and
 Redis; when Redis goes away the routes answer 503 ``redis_unavailable`` and ``/readyz`` names ``redis``,
 and both recover on their own when it is back (the client reconnects on the next command).
 
-The Redis client has no ``socket_timeout``: every operation is bounded by an ``asyncio.timeout`` instead
-(see :mod:`threadline_shared.presence.redis_store`), because redis-py's ``socket_timeout`` path uses
-``asyncio.wait_for``, which on Python 3.11 can swallow the cancellation that stops the sweeper at shutdown.
+The Redis client is the services' own (:func:`threadline_shared.redis.create_redis`): it has no
+``socket_timeout``, and every operation is bounded by an ``asyncio.timeout`` instead (see
+:mod:`threadline_shared.presence.redis_store`).
 """
 
 from __future__ import annotations
@@ -39,24 +39,13 @@ from threadline_shared.limiter import Limiter
 from threadline_shared.presence.publish import RedisEventPublisher
 from threadline_shared.presence.redis_store import RedisPresenceStore
 from threadline_shared.ratelimit.rules import RuleBook
+from threadline_shared.redis import create_redis
 from threadline_shared.server import YOUNG_GENERATION_THRESHOLD, settle_heap
 
 SERVICE = "presence"
 MEMBERSHIP_CACHE_TTL_SECONDS = 30.0
 """A safety net only: committed membership changes invalidate the cache through the listener."""
 REDIS_TIMEOUT_SECONDS = 1.0
-
-
-def create_presence_redis(redis_url: str) -> Redis:
-    """A lazily connecting client; each operation's time limit is set by the caller (``asyncio.timeout``)."""
-    client: Redis = Redis.from_url(
-        redis_url,
-        socket_timeout=None,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        health_check_interval=30,
-        decode_responses=False,
-    )
-    return client
 
 
 async def redis_missing_within(redis: Redis, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> list[str]:
@@ -91,7 +80,7 @@ def create_app(settings: PresenceSettings, *, clock: Clock | None = None) -> Sta
         async def load(user_ids: Sequence[UUID]) -> dict[UUID, list[UUID]]:
             return await repository.conversations_of(pool, user_ids)
 
-        redis = create_presence_redis(settings.redis_url)
+        redis = create_redis(settings.redis_url, timeout_seconds=REDIS_TIMEOUT_SECONDS)
         try:
             cache = ConversationsCache(load, ttl_seconds=MEMBERSHIP_CACHE_TTL_SECONDS)
             store = RedisPresenceStore(
