@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 SNAPSHOT_TIMEOUT_SECONDS = 1.0
 BUILDS_AT_ONCE = 16
 """Snapshots built at the same time; the others wait their turn. Each build holds one Redis connection, and
-the client's pool holds at most 100 (redis-py's default): when connects to 150 conversations came at once
-(as after a restart), 50 of them got no snapshot (tests/streamer/test_snapshot_builds.py). Each new pooled
-connection also cost about a millisecond of CPU (redis-py reads its package metadata)."""
+the client's pool holds at most 100 (``threadline_shared.redis.MAX_CONNECTIONS``). With redis-py's default
+pool the 101st failed at once: when connects to 150 conversations came at once (as after a restart), 50 of
+them got no snapshot (tests/streamer/test_snapshot_builds.py). The services' pool now makes such a call wait
+instead; this bound still leaves the other connections to the rate limiter, and keeps the pool small: each
+new pooled connection cost about a millisecond of CPU (redis-py reads its package metadata)."""
 _PARTICIPANTS = (
     "SELECT user_id FROM participants WHERE conversation_id = $1 AND left_at IS NULL ORDER BY user_id"
 )
