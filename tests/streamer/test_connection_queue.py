@@ -64,3 +64,22 @@ async def test_a_closed_or_finishing_connection_writes_nothing() -> None:
 def test_an_empty_frame_is_refused_for_it_would_end_the_response() -> None:
     with pytest.raises(ValueError):
         http_chunk(b"")
+
+
+async def test_droppable_events_are_dropped_only_over_half_full_and_a_full_queue_closes() -> None:
+    """Contract 6.8 with a queue of 8: at 4 queued (half) a delta still queues; at 5 (over half) deltas,
+    presence and typing are dropped while durable events queue; at 8 the next offer closes the connection."""
+    connection = Connection(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), queue_size=8)  # not idle: all queue
+    for seq in range(1, 5):
+        connection.offer(seq, b"durable", "message.created")
+    assert len(connection.queue) == 4
+    connection.offer(0, b"delta", "message.delta")
+    assert len(connection.queue) == 5  # exactly half full before it: kept
+    for droppable in ("message.delta", "presence.update", "typing.update"):
+        connection.offer(0, b"dropped", droppable)
+    assert len(connection.queue) == 5
+    for seq in range(5, 8):
+        connection.offer(seq, b"durable", "message.created")
+    assert len(connection.queue) == 8 and connection.closed is None
+    connection.offer(8, b"durable", "message.created")
+    assert connection.closed is CloseReason.SLOW

@@ -19,6 +19,8 @@ from tests.support.sse import open_stream
 from tests.support.stack import Stack
 from threadline_shared.dto.events import ThreadActivity, ThreadActivityEvent
 from threadline_shared.eventlog import LogEntry, append_events
+from threadline_streamer import replay
+from threadline_streamer.cursor import AfterSeq
 from threadline_streamer.retention import prune_once
 
 # Recent enough that a streamer's own retention (48 h, real time) never touches these events meanwhile.
@@ -60,6 +62,28 @@ async def horizon(pool: asyncpg.Pool, conversation_id: UUID) -> tuple[int, datet
 
 def written_at(seq: int) -> datetime:
     return BASE + timedelta(minutes=seq)
+
+
+# ---- replay against a moving horizon ---------------------------------------------------------------
+
+
+async def test_a_replay_read_after_a_prune_overtook_its_plan_says_so_instead_of_skipping_events(
+    pool: asyncpg.Pool,
+) -> None:
+    """The plan (6.6) found the cursor inside the log, then a prune removed the events right after it before
+    the replay read them: the read reports the horizon, so the stream sends resync_required, not a gap."""
+    conversation = await conversation_with_events(pool, 10)
+    owner = await pool.fetchval("SELECT created_by FROM conversations WHERE id = $1", conversation)
+    planned = await replay.plan(pool, conversation, AfterSeq(2))
+    assert planned == replay.ReplayPlan(2, False)
+
+    await prune_once(pool, now=written_at(5) + AGE, max_age=AGE, max_events=1000, batch_size=100)
+    batch = await replay.events_after(pool, conversation, 2, owner, BASE - timedelta(days=1))
+
+    assert batch.behind_horizon
+    still = await replay.events_after(pool, conversation, 5, owner, BASE - timedelta(days=1))
+    assert not still.behind_horizon
+    assert [row["seq"] for row in still.rows] == list(range(6, 11))
 
 
 # ---- prune_once ---------------------------------------------------------------------------------------

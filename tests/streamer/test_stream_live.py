@@ -156,10 +156,13 @@ async def test_resume_with_last_event_id_sends_exactly_what_was_missed(stack: St
     assert [e.payload["content"] for e in missed if e.event == "message.created"] == ["two", "three"]
 
 
-async def test_a_cursor_beyond_the_log_gets_resync_required_then_live(stack: Stack, api: Api) -> None:
+@pytest.mark.parametrize("cursor", ["999", "9" * 25])  # the second beyond any bigint
+async def test_a_cursor_beyond_the_log_gets_resync_required_then_live(
+    stack: Stack, api: Api, cursor: str
+) -> None:
     alice, _, conversation = await two_members(api)
     async with open_stream(
-        stack.url("streamer"), conversation, alice.token, params={"last_event_id": "999"}
+        stack.url("streamer"), conversation, alice.token, params={"last_event_id": cursor}
     ) as stream:
         error = await stream.next()
         assert error.event == "error"

@@ -87,7 +87,7 @@ class Connection:
         if len(self.queue) >= self.queue_size:
             self.close(CloseReason.SLOW)
             return False
-        if event_type in DROPPABLE and len(self.queue) * 2 >= self.queue_size:
+        if event_type in DROPPABLE and len(self.queue) * 2 > self.queue_size:  # over half full (6.8)
             STREAM_EVENTS_DROPPED.labels(event_type).inc()
             return False
         if self.direct is not None:  # idle: the queue is empty

@@ -15,12 +15,20 @@ REPLAY_BATCH = 2000
 
 _HORIZON = "SELECT last_seq, pruned_seq, pruned_at FROM conversations WHERE id = $1"
 _AFTER_SEQ = """
-SELECT seq, type, envelope FROM event_log
-WHERE conversation_id = $1 AND seq > $2
-  AND (audience_user_id IS NULL OR audience_user_id = $3) AND created_at >= $4
-ORDER BY seq
-LIMIT $5
+SELECT c.pruned_seq, e.seq, e.type, e.envelope
+FROM conversations c
+LEFT JOIN LATERAL (
+    SELECT seq, type, envelope FROM event_log
+    WHERE conversation_id = c.id AND seq > $2
+      AND (audience_user_id IS NULL OR audience_user_id = $3) AND created_at >= $4
+    ORDER BY seq
+    LIMIT $5
+) e ON true
+WHERE c.id = $1
+ORDER BY e.seq
 """
+"""The events and the prune horizon in one statement, so in one snapshot: a prune deletes its rows and moves
+the horizon in one transaction, so the horizon read with the rows tells whether any were missing."""
 _FIRST_SINCE = """
 SELECT coalesce(min(seq) - 1, -1) FROM event_log WHERE conversation_id = $1 AND created_at > $2
 """
@@ -50,8 +58,20 @@ async def plan(pool: asyncpg.Pool, conversation_id: UUID, cursor: Cursor) -> Rep
     return ReplayPlan(row["last_seq"] if first < 0 else first, False)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """``rows``: visible events after the cursor (seq, type, envelope), in order; ``behind_horizon``: a prune
+    removed events after the cursor since the plan was made (send resync_required instead of a gap)."""
+
+    rows: list[asyncpg.Record]
+    behind_horizon: bool
+
+
 async def events_after(
     pool: asyncpg.Pool, conversation_id: UUID, after: int, user_id: UUID, joined_at: datetime
-) -> list[asyncpg.Record]:
+) -> Batch:
     """One batch of visible events after ``after`` (audience all or the user; not before they joined)."""
-    return await pool.fetch(_AFTER_SEQ, conversation_id, after, user_id, joined_at, REPLAY_BATCH)
+    rows = await pool.fetch(_AFTER_SEQ, conversation_id, after, user_id, joined_at, REPLAY_BATCH)
+    if not rows or rows[0]["pruned_seq"] > after:
+        return Batch([], bool(rows))
+    return Batch([row for row in rows if row["seq"] is not None], False)

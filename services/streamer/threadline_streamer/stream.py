@@ -147,9 +147,14 @@ class EventStream(Response):
             return
         connection, after = self.connection, plan.after
         while True:
-            rows = await replay.events_after(
+            batch = await replay.events_after(
                 pool, connection.conversation_id, after, connection.user_id, self.joined_at
             )
+            if batch.behind_horizon:  # a prune overtook the plan: the events after the cursor are gone
+                await stream.write(send, RESYNC)
+                STREAM_EVENTS_SENT.labels("error").inc()
+                return
+            rows = batch.rows
             if not rows:
                 return
             frames = b"".join(durable_frame(r["seq"], r["type"], r["envelope"]) for r in rows)
