@@ -231,3 +231,36 @@ async def test_a_stream_ends_within_a_keepalive_interval_after_its_session_is_lo
     assert await metric(streamer, CLOSED, reason="session_ended") == ended_before + 1
     refused = await api.get("/api/auth/me", alice)
     assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("last_event_id", [None, 0], ids=["lean-connect", "full-connect"])
+async def test_a_stream_whose_client_pipelined_another_request_still_ends_when_the_client_leaves(
+    stack: Stack, api: Api, last_event_id: int | None
+) -> None:
+    """A request sent behind a live stream on the same connection waits (HTTP/1.1 pipelining), and uvicorn
+    stops reading that connection meanwhile, so the client's close is not read; the stream must still end
+    and unsubscribe, not write into a closed socket until its session ends. It ends at the first write
+    after the close (a keepalive at the latest: within one interval, 2 s here)."""
+    alice = await api.persona("alice")
+    conversation = await create_conversation(api, alice, assistant_replies=False)
+    streamer = stack.url("streamer")
+    url = urlsplit(streamer)
+    closed_before = await metric(streamer, CLOSED, reason="client_disconnect")
+    cursor = "" if last_event_id is None else f"Last-Event-ID: {last_event_id}\r\n"
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(
+        f"GET /api/stream/conversations/{conversation} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {alice.token}\r\n{cursor}\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"retry: 3000\n\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode())  # once it streams
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+
+    await wait_until(lambda: _closed_more(streamer, closed_before), timeout=10)  # keepalive interval 2 s
+
+
+async def _closed_more(streamer: str, before: float) -> bool:
+    return await metric(streamer, CLOSED, reason="client_disconnect") > before
