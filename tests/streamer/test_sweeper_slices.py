@@ -3,6 +3,8 @@ and session checks are spread over the interval, each connection's once every ``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any, cast
@@ -12,7 +14,7 @@ import asyncpg
 from threadline_shared.clock import SystemClock
 from threadline_streamer.connection import Connection
 from threadline_streamer.hub import Hub
-from threadline_streamer.sweeper import Sweeper
+from threadline_streamer.sweeper import SESSION_CHECK_TIMEOUT_SECONDS, Sweeper
 from threadline_streamer.wire import KEEPALIVE_CHUNK
 
 
@@ -66,3 +68,30 @@ async def test_a_keepalive_goes_only_to_connections_idle_for_the_interval() -> N
     idle.last_write, busy.last_write = now - 15, now - 1
     sweeper.sweep([idle, busy], now, 0)
     assert written == [KEEPALIVE_CHUNK]
+
+
+async def test_keepalives_keep_going_while_the_session_check_is_stuck(pool: asyncpg.Pool) -> None:
+    """A session check that cannot finish (here: the sessions table locked, as a stuck database or an
+    exhausted pool would) is given up after its time limit; keepalives go out each tick meanwhile, or every
+    client would see a silent stream and reconnect at once."""
+    hub = Hub(pool, queue_size=8)
+    connection = Connection(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), queue_size=8)
+    assert hub.subscribe_at(connection, 0)
+    sweeper = Sweeper(hub, pool, SystemClock(), keepalive_seconds=0.4)  # a tick of 0.2 s, 2 slices
+    async with pool.acquire() as locker, locker.transaction():
+        await locker.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        task = asyncio.get_running_loop().create_task(sweeper.run())
+        try:
+            keepalives = 0
+            async with asyncio.timeout(SESSION_CHECK_TIMEOUT_SECONDS * 3):
+                while keepalives < 3:  # 3 keepalives need 3 session checks' worth of ticks
+                    await asyncio.sleep(0.05)
+                    if connection.queue:
+                        connection.take()
+                        connection.last_write = time.monotonic() - 1
+                        keepalives += 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert connection.closed is None  # a check that was given up closes nothing

@@ -121,5 +121,12 @@ class Retention:
                 )
                 if removed:
                     log.info("pruned %d events from the log", removed)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("pruning failed: %s", exc)
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ) as exc:
+                # (InternalClientError: a session cut mid-query, as in Hub._read and the sweeper; uncaught,
+                # it would end this task and with it the streamer's TaskGroup: every stream.)
+                log.warning("pruning failed: %r", exc)

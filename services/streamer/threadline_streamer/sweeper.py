@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # Connections swept per loop turn: a sweep of 10,000 took 5 ms of the event loop (17-31 ms while the
 # benchmark's load ran), every second; in chunks, the fan-out waits for one chunk at most (about 0.3 ms).
 SWEEP_CHUNK = 500
+SESSION_CHECK_TIMEOUT_SECONDS = 2.0
+"""A session check that takes longer (a stuck database, an exhausted pool) is given up, and its connections
+are checked again on their next turn: the keepalives of every stream wait for it meanwhile."""
 
 _SESSIONS = """
 WITH RECURSIVE chain(start_id, id, successor_id, depth) AS (
@@ -94,10 +97,17 @@ class Sweeper:
         if not connections:
             return
         try:
-            valid = await valid_sessions(
-                self.pool, list({c.session_id for c in connections}), self.clock.now()
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            async with asyncio.timeout(SESSION_CHECK_TIMEOUT_SECONDS):
+                valid = await valid_sessions(
+                    self.pool, list({c.session_id for c in connections}), self.clock.now()
+                )
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as exc:
             # (asyncpg.InternalClientError: a session cut mid-query, as in Hub._read; uncaught, it would end
             # the sweeper's task and with it the streamer's TaskGroup.)
             log.warning("session check skipped: %r", exc)
