@@ -26,12 +26,12 @@ from collections.abc import Callable
 from uuid import UUID
 
 import asyncpg
-import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from threadline_streamer.connection import CloseReason, Connection
 from threadline_streamer.fanout import Row, fan_out
 from threadline_streamer.metrics import DOORBELL_TO_QUEUE
+from threadline_streamer.replay import removed_user
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +261,9 @@ class Hub:
 
     @staticmethod
     def _after_membership_change(connections: tuple[Connection, ...], envelope: str) -> None:
-        payload = orjson.loads(envelope)["payload"]
-        if payload.get("action") != "removed":
+        removed = removed_user(envelope)
+        if removed is None:
             return
-        removed = UUID(payload["user_id"])
         for connection in connections:
             if connection.user_id == removed:
                 connection.finish_after_flush(CloseReason.REMOVED)

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from threadline_streamer.cursor import AfterSeq, Cursor, SinceTime
 
@@ -75,3 +78,25 @@ async def events_after(
     if not rows or rows[0]["pruned_seq"] > after:
         return Batch([], bool(rows))
     return Batch([row for row in rows if row["seq"] is not None], False)
+
+
+def removed_user(envelope: str | bytes) -> UUID | None:
+    """The user a ``membership.changed`` envelope removes, None for any other change."""
+    payload = orjson.loads(envelope)["payload"]
+    return UUID(payload["user_id"]) if payload.get("action") == "removed" else None
+
+
+class _Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+R = TypeVar("R", bound=_Row)
+
+
+def until_removed(rows: Sequence[R], user_id: UUID) -> tuple[list[R], bool]:
+    """``rows`` up to and including ``user_id``'s own removal, and whether it was among them: a member removed
+    while their stream resumed gets the removal and nothing after it, as on the live path (4.3 step 6)."""
+    for index, row in enumerate(rows):
+        if row["type"] == "membership.changed" and removed_user(row["envelope"]) == user_id:
+            return list(rows[: index + 1]), True
+    return list(rows), False

@@ -121,7 +121,8 @@ class EventStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await stream.write(send, retry_frame(settings.stream_retry_ms))
             await self._replay(stream, send, plan, request.state.pool)
-            await stream.write(send, await snapshot(connection))
+            if connection.close_after_flush is None:  # a removed member gets no snapshot of the others
+                await stream.write(send, await snapshot(connection))
         except (OSError, TimeoutError):
             connection.close(CloseReason.WRITE_TIMEOUT)
             await stream.finish(scope, send)
@@ -154,14 +155,17 @@ class EventStream(Response):
                 await stream.write(send, RESYNC)
                 STREAM_EVENTS_SENT.labels("error").inc()
                 return
-            rows = batch.rows
-            if not rows:
+            if not batch.rows:
                 return
+            rows, removed = replay.until_removed(batch.rows, connection.user_id)
             frames = b"".join(durable_frame(r["seq"], r["type"], r["envelope"]) for r in rows)
             await stream.write(send, frames)
             after = rows[-1]["seq"]
             connection.highest_seq = max(connection.highest_seq, after)
             REPLAYED.inc(len(rows))
+            if removed:  # removed while resuming: nothing after it, and the stream ends (4.3 step 6)
+                connection.finish_after_flush(CloseReason.REMOVED)
+                return
             if len(rows) < replay.REPLAY_BATCH:
                 return
 
