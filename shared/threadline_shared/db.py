@@ -24,6 +24,30 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 log = logging.getLogger(__name__)
 
 
+UNREACHABLE = (
+    asyncpg.PostgresConnectionError,  # connection lost mid-query, connect failures
+    asyncpg.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means PostgreSQL could not be reached (contract 1.7: 503 ``database_unavailable``):
+    one of :data:`UNREACHABLE`, or an ``OSError``/``TimeoutError`` raised inside asyncpg (connecting to a
+    server that refuses or does not answer). Matched by class and origin, never by message text (STYLE 5)."""
+    if isinstance(exc, UNREACHABLE):
+        return True
+    if not isinstance(exc, (OSError, TimeoutError)):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class SchemaTooOld(Exception):
     """The database schema is older than this code needs."""
 

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from threadline_shared.errors import InternalError, InvalidRequest, PayloadTooLarge
+from threadline_shared.db import database_unreachable
+from threadline_shared.errors import DatabaseUnavailable, InternalError, InvalidRequest, PayloadTooLarge
 from threadline_shared.logs import request_id_var
 from threadline_shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from threadline_shared.problem import problem_bytes
@@ -125,12 +126,18 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except Exception:
-            # Unexpected failures are answered here, inside our headers, with nothing revealed.
-            access_log.exception("unhandled error")
+        except Exception as exc:
+            # Unexpected failures are answered here, inside our headers, with nothing revealed; PostgreSQL
+            # out of reach is a 503 (contract 1.7), whichever query met it.
+            unreachable = database_unreachable(exc)
+            if unreachable:
+                access_log.warning("database unavailable: %r", exc)
+            else:
+                access_log.exception("unhandled error")
             if response_started:
                 raise
-            error_status, error_headers, body = problem_bytes(InternalError())
+            error = DatabaseUnavailable() if unreachable else InternalError()
+            error_status, error_headers, body = problem_bytes(error)
             await send_with_headers(
                 {"type": "http.response.start", "status": error_status, "headers": error_headers}
             )
