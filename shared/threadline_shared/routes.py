@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from threadline_shared.auth import apply_rotation, authenticate, check_csrf
 from threadline_shared.errors import ApiError, PayloadTooLarge
+from threadline_shared.problem import problem_response
 from threadline_shared.ratelimit.http import check_http_limit
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -57,17 +58,22 @@ class ApiRoute(Route):
             principal = None
             if doc.auth:
                 principal = await authenticate(request)
-                if doc.csrf:
-                    check_csrf(request, principal)
             try:
+                if doc.csrf and principal is not None:
+                    check_csrf(request, principal)
                 await check_http_limit(request, principal)
                 response = await endpoint(request)
             except ApiError as error:
                 # A denial's own rate-limit headers win over those of an earlier, allowed bucket.
                 error.headers = {**rate_limit_headers(request), **error.headers}
-                raise
-            for name, value in rate_limit_headers(request).items():
-                response.headers.setdefault(name, value)
+                if getattr(request.state, "rotated", None) is None:
+                    raise
+                # This request rotated the session, and the old token no longer works: the error response
+                # hands over the new one too (3.5), or the browser would be logged out.
+                response = problem_response(error)
+            else:
+                for name, value in rate_limit_headers(request).items():
+                    response.headers.setdefault(name, value)
             if doc.auth:
                 apply_rotation(request, response)
             return response

@@ -70,6 +70,30 @@ async def test_a_cookie_request_in_the_second_half_of_the_idle_window_rotates(ap
     ).status_code == 200
 
 
+async def test_a_rotating_request_that_fails_still_hands_over_the_new_session(api: Api) -> None:
+    """The old token stops working when the request rotates it (3.5), so the response carries the new
+    cookies whatever its status: a 404 (the handler's), a 403 (CSRF) or a 422 (the body) would otherwise log
+    the browser out."""
+    alice = await api.persona("alice")
+    missing = "/api/conversations/7d9f1c2e-4b3a-4f6e-9a1b-2c3d4e5f6a7b"
+    for attempt, request in enumerate(
+        (
+            lambda browser: browser.get(missing),
+            lambda browser: browser.post("/api/conversations", json={}, headers={"X-CSRF-Token": "wrong"}),
+            lambda browser: browser.post("/api/conversations", json={"title": 5}),
+        )
+    ):
+        api.clock.advance(4 * HOUR)
+        async with alice.browser() as browser:
+            failed = await request(browser)
+            assert failed.status_code in (403, 404, 422), (attempt, failed.text)
+            assert failed.headers["x-session-rotated"] == "1", attempt
+            names = sorted(value.split("=", 1)[0] for value in failed.headers.get_list("set-cookie"))
+            assert names == ["CSRF-TOKEN", "SESSION_ID"], attempt
+            alice.token, alice.csrf_token = failed.cookies["SESSION_ID"], failed.cookies["CSRF-TOKEN"]
+        assert (await api.get("/api/auth/me", alice)).status_code == 200, attempt
+
+
 async def test_bearer_requests_never_rotate_implicitly(api: Api) -> None:
     alice = await api.persona("alice")
     api.clock.advance(7 * HOUR)

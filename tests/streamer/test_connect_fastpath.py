@@ -133,6 +133,26 @@ async def test_a_cookie_connect_is_taken_and_one_due_for_rotation_is_rotated_by_
     assert fast_connects() == before + 1
 
 
+async def test_a_cookie_connect_that_rotates_and_is_refused_still_hands_over_the_new_session(
+    local_api: Api, streamer: tuple[str, Starlette]
+) -> None:
+    """A bad cursor (400) after the rotation: the old cookie no longer works, so the refusal carries the
+    new cookies (3.5), and the new session connects."""
+    url, _ = streamer
+    alice, _, conversation = await members(local_api)
+    local_api.clock.advance(seconds=local_api.settings.session_idle_seconds // 2 + 1)
+    async with httpx.AsyncClient(base_url=url) as client:
+        refused = await client.get(
+            f"/api/stream/conversations/{conversation}",
+            headers={"Cookie": f"SESSION_ID={alice.token}", "Last-Event-ID": "soon"},
+        )
+    assert_problem(refused, 400, "invalid_request")
+    assert refused.headers["x-session-rotated"] == "1"
+    renewed = refused.cookies["SESSION_ID"]
+    async with open_stream(url, conversation, None, headers={"Cookie": f"SESSION_ID={renewed}"}) as stream:
+        assert stream.response.status_code == 200
+
+
 async def test_a_stale_last_seen_at_is_refreshed_by_the_lean_path(
     local_api: Api, streamer: tuple[str, Starlette], pool: asyncpg.Pool
 ) -> None:
