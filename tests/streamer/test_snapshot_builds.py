@@ -33,3 +33,31 @@ async def test_snapshots_of_more_conversations_than_redis_connections_are_all_bu
         assert len(opened._available_connections) + len(opened._in_use_connections) <= BUILDS_AT_ONCE
     finally:
         await client.aclose()
+
+
+async def test_a_connect_sharing_a_build_that_was_cancelled_builds_its_own(
+    pool: asyncpg.Pool, redis_url: str
+) -> None:
+    """Connects arriving together share one build (the first one's). When that first connect is cancelled (a
+    lean batch's time limit, a shutdown of its request), the others still get their snapshot instead of
+    inheriting its cancellation."""
+    client = create_redis(redis_url)
+    try:
+        conversation, user = await member_row(pool)
+        snapshotter = Snapshotter(pool, client)
+        for _ in range(BUILDS_AT_ONCE):  # every build slot busy: the first connect's build waits for one
+            await snapshotter._builds.acquire()
+        first = asyncio.ensure_future(snapshotter(Connection(conversation, user, uuid.uuid4(), 8)))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(snapshotter(Connection(conversation, user, uuid.uuid4(), 8)))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        await asyncio.sleep(0.01)
+        for _ in range(BUILDS_AT_ONCE):
+            snapshotter._builds.release()
+
+        snapshot = await asyncio.wait_for(second, 5)
+        assert snapshot.startswith(b"event: presence.update\n") and str(user).encode() in snapshot
+        assert first.cancelled()
+    finally:
+        await client.aclose()

@@ -96,30 +96,44 @@ class Snapshotter:
 
     async def __call__(self, connection: Connection) -> bytes:
         conversation_id = connection.conversation_id
-        version = self._versions.get(conversation_id, 0)
-        cached = self.cached(conversation_id)
-        if cached is not None:
-            return cached
-        key = (conversation_id, version)
-        building = self._building.get(key)
-        if building is None:
-            building = asyncio.get_running_loop().create_future()
-            self._building[key] = building
+        while True:
+            version = self._versions.get(conversation_id, 0)
+            cached = self.cached(conversation_id)
+            if cached is not None:
+                return cached
+            key = (conversation_id, version)
+            building = self._building.get(key)
+            if building is None:
+                return await self._build_shared(conversation_id, version, key) or b""
             try:
-                async with self._builds:
-                    data = await self._build(conversation_id)
-                building.set_result(data)
-            except BaseException as exc:
-                building.set_exception(exc)
-                building.exception()  # retrieved here; waiters re-raise it
+                return await asyncio.shield(building) or b""
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if building.cancelled() and task is not None and not task.cancelling():
+                    continue  # the connect that was building it was cancelled, not this one: build anew
                 raise
-            finally:
-                del self._building[key]
-            if data is not None and self._versions.get(conversation_id, 0) == version:
-                self._cache[conversation_id] = (version, time.monotonic(), data)
-        else:
-            data = await asyncio.shield(building)
-        return data or b""
+
+    async def _build_shared(self, conversation_id: UUID, version: int, key: tuple[UUID, int]) -> bytes | None:
+        """Build the snapshot for the connects that arrive meanwhile too; if this connect is cancelled, they
+        see the shared build cancelled and build it themselves."""
+        building: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._building[key] = building
+        try:
+            async with self._builds:
+                data = await self._build(conversation_id)
+            building.set_result(data)
+        except asyncio.CancelledError:
+            building.cancel()
+            raise
+        except BaseException as exc:
+            building.set_exception(exc)
+            building.exception()  # retrieved here; waiters re-raise it
+            raise
+        finally:
+            del self._building[key]
+        if data is not None and self._versions.get(conversation_id, 0) == version:
+            self._cache[conversation_id] = (version, time.monotonic(), data)
+        return data
 
     async def _build(self, conversation_id: UUID) -> bytes | None:
         rows = await self.pool.fetch(_PARTICIPANTS, conversation_id)
