@@ -117,6 +117,9 @@ def create_service_app(
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # A path with a trailing slash is an unknown route (404 problem+json, contract 1.7), not a redirect with
+    # an empty body to the path without it.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = service
     app.state.max_body_bytes = settings.max_body_bytes

@@ -173,6 +173,17 @@ async def test_an_unknown_route_wins_over_the_body_limit(client: httpx.AsyncClie
     assert_problem(response, 404, "RGP.NOT_FOUND")
 
 
+@pytest.mark.parametrize("path", ["/api/widgets/", "/api/crash/", "/healthz/"])
+async def test_a_route_with_a_trailing_slash_is_an_unknown_route_not_a_redirect(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Every error is problem+json (1.7): no 307 with an empty body to the route without the slash."""
+    response = await client.post(path, json={"name": "a", "size": 1})
+    assert_problem(response, 404, "RGP.NOT_FOUND")
+    response = await client.get(path)
+    assert_problem(response, 404, "RGP.NOT_FOUND")
+
+
 async def test_a_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/widgets")
     assert_problem(response, 405, "method_not_allowed")
