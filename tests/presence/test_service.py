@@ -156,6 +156,22 @@ async def test_while_the_database_is_down_the_sweep_keeps_the_deadline_for_later
     assert [envelope["payload"]["status"] for _, envelope in world.publisher.take()] == ["offline", "offline"]
 
 
+async def test_while_the_database_is_down_typing_still_expires(world: World) -> None:
+    """Typing stops need only Redis (7.3): a presence sweep that fails for want of PostgreSQL does not hold
+    them back for the whole outage."""
+    await world.service.heartbeat(ALICE, ONLINE)
+    await world.service.typing(TypingKey(PLANS, ALICE, None), 5)
+    world.publisher.take()
+    world.clock.advance(60)
+    world.memberships.down = True
+
+    with pytest.raises(DatabaseUnavailable):
+        await world.service.sweep()
+
+    assert world.publisher.take() == [(PLANS, world.typing(world.clock.now()))]
+    assert await world.store.typing_in(PLANS) == []
+
+
 # ---- typing -----------------------------------------------------------------------------------------------
 
 

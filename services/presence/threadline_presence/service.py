@@ -21,6 +21,7 @@ from uuid import UUID
 from threadline_presence.memberships import Memberships
 from threadline_shared.dto.enums import PresenceStatus
 from threadline_shared.dto.presence import PresenceUpdate, TypingUpdate
+from threadline_shared.errors import DatabaseUnavailable
 from threadline_shared.presence.publish import EventPublisher, Message, presence_messages, typing_messages
 from threadline_shared.presence.store import PresenceStore, TypingKey
 
@@ -83,8 +84,15 @@ class PresenceService:
         return update
 
     async def sweep(self) -> SweepResult:
-        """One pass of the sweeper: expire passed presence deadlines, then expired typing entries."""
-        return SweepResult(await self._sweep_presence(), await self._sweep_typing())
+        """One pass of the sweeper: expire passed presence deadlines, then expired typing entries. Typing
+        needs only Redis: when the presence pass fails for want of PostgreSQL, typing still expires (and the
+        failure is raised after it)."""
+        try:
+            offline = await self._sweep_presence()
+        except DatabaseUnavailable:
+            await self._sweep_typing()
+            raise
+        return SweepResult(offline, await self._sweep_typing())
 
     async def _sweep_presence(self) -> list[PresenceUpdate]:
         made: list[PresenceUpdate] = []
