@@ -140,6 +140,33 @@ async def test_a_conversation_joined_later_gets_the_next_transition(
     assert presence_events(received)[0][1]["user_id"] == str(alice.id)
 
 
+async def test_a_conversation_created_after_the_creator_was_cached_gets_their_next_transition(
+    api: Api, presence: Presence, pool: asyncpg.Pool, redis_url: str
+) -> None:
+    """Creating a conversation announces nothing (6.5), so the creator's cached conversations miss it; the
+    first member who joins it is announced, and that refreshes everyone in the conversation, the creator
+    included (7.2: every conversation where the user is a participant)."""
+    alice, bob = await api.persona("alice"), await api.persona("bob")
+    await create_conversation(pool, alice)
+    await presence.heartbeat(alice)  # the service now caches alice's conversations
+    trips = await create_conversation(pool, alice)  # alice's, created afterwards: no event
+    await join_announced(pool, trips, bob.id)
+
+    async with subscribed(redis_url, trips) as subscriber:
+        # Well within the cache's 30 s TTL: only the listener's invalidation can make this arrive.
+        status = "away"
+        async with asyncio.timeout(5):
+            while True:
+                await presence.heartbeat(alice, {"status": status})
+                try:
+                    received = await subscriber.wait_for(1, timeout=0.2)
+                    break
+                except TimeoutError:
+                    status = "online" if status == "away" else "away"
+
+    assert presence_events(received)[0][1]["user_id"] == str(alice.id)
+
+
 @pytest.mark.parametrize("status", ["offline", "busy", "ONLINE", 1])
 async def test_other_statuses_are_rejected(api: Api, presence: Presence, status: Any) -> None:
     alice = await api.persona("alice")

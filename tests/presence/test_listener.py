@@ -64,28 +64,32 @@ async def other_event(pool: asyncpg.Pool, conversation_id: UUID, root_id: UUID) 
         await append_events(conn, conversation_id, [LogEntry(event)])
 
 
-async def test_a_new_membership_drops_the_user_from_the_cache(
+async def test_a_new_membership_drops_the_user_and_the_conversations_members_from_the_cache(
     pool: asyncpg.Pool, listening: Listening
 ) -> None:
-    alice, bob = await create_user(pool, "alice"), await create_user(pool, "bob")
-    plans = await create_conversation(pool, alice)
-    assert await listening.cache.conversations_of([alice, bob]) == {alice: [plans], bob: []}
+    """Everyone in the conversation: its creator's cached list may predate it (creation announces nothing)."""
+    alice, bob, carol = [await create_user(pool, name) for name in ("alice", "bob", "carol")]
+    await create_conversation(pool, alice)
+    assert set(await listening.cache.conversations_of([alice, bob, carol])) == {alice, bob, carol}
+    plans = await create_conversation(pool, alice)  # after alice's list was cached
 
     await join_announced(pool, plans, bob)
-    await until(lambda: bob not in listening.cache)
+    await until(lambda: bob not in listening.cache and alice not in listening.cache)
 
-    assert alice in listening.cache
-    assert await listening.cache.conversations_of([bob]) == {bob: [plans]}
+    assert carol in listening.cache  # not in that conversation
+    found = await listening.cache.conversations_of([alice, bob])
+    assert plans in found[alice] and found[bob] == [plans]
 
 
 async def test_other_events_leave_the_cache_alone(pool: asyncpg.Pool, listening: Listening) -> None:
-    alice, bob, carol = [await create_user(pool, name) for name in ("alice", "bob", "carol")]
+    alice, bob, carol, dave = [await create_user(pool, name) for name in ("alice", "bob", "carol", "dave")]
     plans = await create_conversation(pool, alice)
+    trips = await create_conversation(pool, dave)
     await listening.cache.conversations_of([alice, bob, carol])
 
     await other_event(pool, plans, UUID("0193a5b2-7c1e-7d3a-9f21-3b4c5d6e7f80"))
     await join_announced(
-        pool, plans, carol
+        pool, trips, carol
     )  # notifications arrive in commit order: the first was handled before
     await until(lambda: carol not in listening.cache)
 

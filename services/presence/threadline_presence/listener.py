@@ -2,7 +2,8 @@
 
 A dedicated connection (a pooled one loses its listeners) LISTENs on ``tl_events``. The notification carries
 ``<conversation_id>:<highest seq>`` only, so the listener reads the ``membership.changed`` rows of the
-notified range from the event log and drops the cached conversations of the users they name. The callback
+notified range from the event log and drops the cached conversations of the users they name, and, for a
+member added, of everyone in that conversation (its creator's list may predate it). The callback
 only does ``put_nowait`` into a bounded queue; a full queue, a lost connection or a failed read clear the
 whole cache instead, since an invalidation may have been missed. Reconnects back off from 0.5 s to 10 s; a
 quiet connection is pinged every 15 s.
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from threadline_presence.memberships import ConversationsCache
 from threadline_presence.repository import DB_DOWN
+from threadline_shared.dto.enums import MembershipAction
 from threadline_shared.dto.events import STREAM_EVENT_ADAPTER, EventType, MembershipChangedEvent
 from threadline_shared.eventlog import EVENTS_CHANNEL, parse_notify_payload
 
@@ -41,6 +43,7 @@ FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS b(conversation_id, after_
 JOIN event_log e ON e.conversation_id = b.conversation_id AND e.seq > b.after_seq AND e.seq <= b.top_seq
 WHERE e.type = '{EventType.MEMBERSHIP_CHANGED.value}'
 """
+_PARTICIPANTS = "SELECT user_id FROM participants WHERE conversation_id = ANY($1::uuid[]) AND left_at IS NULL"
 _LOST = ""
 
 
@@ -150,6 +153,7 @@ class MembershipListener:
         for conversation_id, (_, top) in ranges.items():
             self._seen[conversation_id] = max(top, self._seen.get(conversation_id, 0))
         users: set[UUID] = set()
+        joined: set[UUID] = set()
         for row in rows:
             try:
                 event = STREAM_EVENT_ADAPTER.validate_json(row["envelope"])
@@ -158,6 +162,18 @@ class MembershipListener:
                 continue
             if isinstance(event, MembershipChangedEvent):
                 users.add(event.payload.user_id)
+                if event.payload.action is MembershipAction.ADDED:
+                    joined.add(event.payload.conversation_id)
+        if joined:
+            # Creating a conversation announces nothing (6.5), so its creator's cached list may lack it; it
+            # matters once someone else is in it, which is announced: refresh everyone in it then.
+            try:
+                members = await self.pool.fetch(_PARTICIPANTS, list(joined))
+            except (*DB_DOWN, asyncpg.PostgresError) as exc:
+                log.warning("participants not read, cache cleared: %r", exc)
+                self._forget_everything()
+                return
+            users.update(row["user_id"] for row in members)
         if users:
             self.cache.invalidate(users)
 
