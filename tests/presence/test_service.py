@@ -172,6 +172,43 @@ async def test_while_the_database_is_down_typing_still_expires(world: World) -> 
     assert await world.store.typing_in(PLANS) == []
 
 
+async def test_a_transition_whose_announcement_failed_is_published_once_by_a_later_sweep(
+    world: World,
+) -> None:
+    """The store made the transition, so the next heartbeat keeps the status and reports nothing: without
+    a retry the transition would never be announced (7.2, 7.5: exactly once)."""
+    world.memberships.down = True
+    with pytest.raises(DatabaseUnavailable):
+        await world.service.heartbeat(ALICE, ONLINE)
+    assert await world.service.heartbeat(ALICE, ONLINE) is None  # no change: nothing to announce
+    world.memberships.down = False
+    assert world.publisher.take() == []
+
+    for _ in range(4):
+        await world.service.sweep()
+
+    online = world.presence("online", START)
+    assert world.publisher.take() == [(PLANS, online), (TRIPS, online)]
+
+
+async def test_an_unannounced_transition_gives_way_to_a_newer_one(world: World) -> None:
+    world.memberships.down = True
+    with pytest.raises(DatabaseUnavailable):
+        await world.service.heartbeat(BOB, ONLINE)
+    world.clock.advance(10)
+    with pytest.raises(DatabaseUnavailable):
+        await world.service.heartbeat(BOB, AWAY)
+    world.memberships.down = False
+    for _ in range(3):
+        await world.service.sweep()
+    world.clock.advance(10)
+    await world.service.heartbeat(BOB, ONLINE)
+    for _ in range(3):
+        await world.service.sweep()
+
+    assert [envelope["payload"]["status"] for _, envelope in world.publisher.take()] == ["away", "online"]
+
+
 # ---- typing -----------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ the transitions this replica made into ephemeral events, published once.
 - :meth:`PresenceService.sweep` (run by :mod:`threadline_presence.sweeper`) turns passed presence deadlines
   into ``offline`` transitions and expired typing entries into stops. With several replicas sweeping at once,
   each expiry is made, and so published, by exactly one of them.
+- A transition whose announcement failed after the store made it (PostgreSQL down for the lookup, a publish
+  cut short) is published by a later sweep of the same replica; each user's newest only.
 
 Time comes from the store (its clock, or the Redis server's); this module never reads a clock itself.
 """
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
 SWEEP_MAX_BATCHES = 20
 """A sweep handles at most this many batches of each kind; the rest waits for the next sweep."""
+MAX_UNANNOUNCED = 100_000
+"""Transitions kept for a later announcement at most (one per user); beyond it the oldest are dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +55,56 @@ class PresenceService:
         self.publisher = publisher
         self.memberships = memberships
         self.typing_max_seconds = typing_max_seconds
+        self._attempts = 0  # announcements started: which of two transitions of a user is newer
+        self._unannounced: dict[UUID, tuple[int, PresenceUpdate]] = {}
 
     async def heartbeat(self, user_id: UUID, status: PresenceStatus) -> PresenceUpdate | None:
         """Record a heartbeat; the ``presence.update`` published when it was a transition, else None."""
-        result = await self.store.heartbeat(user_id, status)
-        if not result.changed:
-            return None
-        conversations = await self.memberships.conversations_of([user_id])
-        await self.publisher.publish(presence_messages(result.update, conversations[user_id]))
-        return result.update
+        return (await self.heartbeats([(user_id, status)]))[0]
 
     async def heartbeats(self, beats: Sequence[tuple[UUID, PresenceStatus]]) -> list[PresenceUpdate | None]:
         """:meth:`heartbeat` for many users at once: one store round trip, then the transitions published."""
         results = await self.store.heartbeat_many(beats)
         changed = [result.update for result in results if result.changed]
         if changed:
-            conversations = await self.memberships.conversations_of(list({u.user_id for u in changed}))
+            await self._announce(changed)
+        return [result.update if result.changed else None for result in results]
+
+    async def _announce(
+        self, updates: list[PresenceUpdate], conversations: dict[UUID, list[UUID]] | None = None
+    ) -> None:
+        """Publish transitions the store has already made. One whose announcement fails (the lookup, the
+        publish, a cancellation) is kept as unannounced: the store will not report it again (the next
+        heartbeat keeps the status), so it would be lost for good. A later sweep publishes it
+        (:meth:`_retry_unannounced`); a newer transition of the same user replaces it."""
+        self._attempts += 1
+        attempt = self._attempts
+        try:
+            if conversations is None:
+                conversations = await self.memberships.conversations_of(list({u.user_id for u in updates}))
             messages: list[Message] = []
-            for update in changed:
+            for update in updates:
                 messages += presence_messages(update, conversations.get(update.user_id, []))
             await self.publisher.publish(messages)
-        return [result.update if result.changed else None for result in results]
+        except BaseException:
+            for update in updates:
+                kept = self._unannounced.get(update.user_id)
+                if kept is None or kept[0] < attempt:
+                    self._unannounced[update.user_id] = (attempt, update)
+            if len(self._unannounced) > MAX_UNANNOUNCED:
+                log.warning("%d unannounced presence transitions: the oldest dropped", len(self._unannounced))
+                for user_id in list(self._unannounced)[: len(self._unannounced) - MAX_UNANNOUNCED]:
+                    del self._unannounced[user_id]
+            raise
+        for update in updates:
+            kept = self._unannounced.get(update.user_id)
+            if kept is not None and kept[0] <= attempt:
+                del self._unannounced[update.user_id]  # this one, or an older one it supersedes
+
+    async def _retry_unannounced(self) -> None:
+        """Publish the transitions whose announcement failed (each user's newest)."""
+        if self._unannounced:
+            await self._announce([update for _, update in self._unannounced.values()])
 
     def clamp(self, seconds: int) -> int:
         """``seconds`` clamped to [0, THREADLINE_TYPING_MAX_SECONDS] (1.5, 7.3)."""
@@ -88,6 +121,7 @@ class PresenceService:
         needs only Redis: when the presence pass fails for want of PostgreSQL, typing still expires (and the
         failure is raised after it)."""
         try:
+            await self._retry_unannounced()
             offline = await self._sweep_presence()
         except DatabaseUnavailable:
             await self._sweep_typing()
@@ -103,11 +137,9 @@ class PresenceService:
             # Conversations first: if PostgreSQL is down the deadlines stay, and a later sweep publishes.
             conversations = await self.memberships.conversations_of(due)
             offline = await self.store.expire_presence(due)
-            messages: list[Message] = []
-            for update in offline:
-                messages += presence_messages(update, conversations.get(update.user_id, []))
             made += offline
-            await self.publisher.publish(messages)
+            if offline:
+                await self._announce(offline, conversations)
             if len(due) < SWEEP_BATCH:
                 break
         return made
