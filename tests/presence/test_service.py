@@ -209,6 +209,22 @@ async def test_an_unannounced_transition_gives_way_to_a_newer_one(world: World) 
     assert [envelope["payload"]["status"] for _, envelope in world.publisher.take()] == ["away", "online"]
 
 
+async def test_an_unannounced_transition_overtaken_on_another_replica_is_dropped(world: World) -> None:
+    """Another replica made and announced a newer transition meanwhile: publishing the old one now would
+    leave a stale status last."""
+    other = PresenceService(world.store, world.publisher, world.memberships, typing_max_seconds=30)
+    world.memberships.down = True
+    with pytest.raises(DatabaseUnavailable):
+        await world.service.heartbeat(ALICE, ONLINE)
+    world.memberships.down = False
+    world.clock.advance(5)
+    await other.heartbeat(ALICE, AWAY)
+    for _ in range(3):
+        await world.service.sweep()
+
+    assert [envelope["payload"]["status"] for _, envelope in world.publisher.take()] == ["away", "away"]
+
+
 # ---- typing -----------------------------------------------------------------------------------------------
 
 

@@ -102,9 +102,21 @@ class PresenceService:
                 del self._unannounced[update.user_id]  # this one, or an older one it supersedes
 
     async def _retry_unannounced(self) -> None:
-        """Publish the transitions whose announcement failed (each user's newest)."""
-        if self._unannounced:
-            await self._announce([update for _, update in self._unannounced.values()])
+        """Publish the transitions whose announcement failed (each user's newest), unless the user's status
+        has changed since: then a newer transition, made here or by another replica, was announced by
+        whoever made it, and the old one would only put a stale status last."""
+        if not self._unannounced:
+            return
+        pending = dict(self._unannounced)
+        current = {update.user_id: update.status for update in await self.store.presence_of(list(pending))}
+        due: list[PresenceUpdate] = []
+        for user_id, entry in pending.items():
+            if current.get(user_id) == entry[1].status:
+                due.append(entry[1])
+            elif self._unannounced.get(user_id) is entry:
+                del self._unannounced[user_id]
+        if due:
+            await self._announce(due)
 
     def clamp(self, seconds: int) -> int:
         """``seconds`` clamped to [0, THREADLINE_TYPING_MAX_SECONDS] (1.5, 7.3)."""
