@@ -21,10 +21,10 @@ from tests.support.problems import assert_problem
 
 
 def through(proxy: DropProxy, database_url: str) -> str:
+    """``database_url`` with its host and port replaced by the proxy's (user and password kept)."""
     parts = urlsplit(database_url)
-    netloc = parts.netloc.rpartition("@")
-    host = urlsplit(proxy.url).netloc
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if netloc[1] else host))
+    credentials, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{credentials}{at}{urlsplit(proxy.url).netloc}"))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from tests.presence.conftest import Presence, create_conversation, join_announced
 from tests.presence.support import Subscriber, presence_events, subscribed
-from tests.support.api import Api
+from tests.support.api import Api, Persona
 from tests.support.problems import assert_problem
 from threadline_shared.dto.base import format_timestamp
 from threadline_shared.presence.store import from_ms, to_ms
@@ -115,6 +115,19 @@ async def test_heartbeats_within_the_timeout_never_go_offline(
     assert received == []
 
 
+async def toggle_until_published(
+    presence: Presence, user: Persona, subscriber: Subscriber
+) -> list[tuple[UUID, dict[str, Any]]]:
+    """Heartbeats that switch ``user`` between away and online until ``subscriber`` receives an event."""
+    status = "away"
+    while True:
+        await presence.heartbeat(user, {"status": status})
+        try:
+            return await subscriber.wait_for(1, timeout=0.2)
+        except TimeoutError:
+            status = "online" if status == "away" else "away"
+
+
 async def test_a_conversation_joined_later_gets_the_next_transition(
     api: Api, presence: Presence, pool: asyncpg.Pool, redis_url: str
 ) -> None:
@@ -124,18 +137,9 @@ async def test_a_conversation_joined_later_gets_the_next_transition(
     await presence.heartbeat(alice)  # the service now caches alice's conversations (not trips)
     await join_announced(pool, trips, alice.id)
 
-    async def toggle_until_published(subscriber: Subscriber) -> list[tuple[UUID, dict[str, Any]]]:
-        status = "away"
-        while True:
-            await presence.heartbeat(alice, {"status": status})
-            try:
-                return await subscriber.wait_for(1, timeout=0.2)
-            except TimeoutError:
-                status = "online" if status == "away" else "away"
-
     async with subscribed(redis_url, trips) as subscriber:
         # Well within the cache's 30 s TTL: only the listener's invalidation can make this arrive.
-        received = await asyncio.wait_for(toggle_until_published(subscriber), 5)
+        received = await asyncio.wait_for(toggle_until_published(presence, alice, subscriber), 5)
 
     assert presence_events(received)[0][1]["user_id"] == str(alice.id)
 
@@ -154,15 +158,7 @@ async def test_a_conversation_created_after_the_creator_was_cached_gets_their_ne
 
     async with subscribed(redis_url, trips) as subscriber:
         # Well within the cache's 30 s TTL: only the listener's invalidation can make this arrive.
-        status = "away"
-        async with asyncio.timeout(5):
-            while True:
-                await presence.heartbeat(alice, {"status": status})
-                try:
-                    received = await subscriber.wait_for(1, timeout=0.2)
-                    break
-                except TimeoutError:
-                    status = "online" if status == "away" else "away"
+        received = await asyncio.wait_for(toggle_until_published(presence, alice, subscriber), 5)
 
     assert presence_events(received)[0][1]["user_id"] == str(alice.id)
 

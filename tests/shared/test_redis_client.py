@@ -41,8 +41,8 @@ async def test_a_burst_of_rate_limit_decisions_beyond_the_pool_is_decided_not_fa
 
         assert all(decision is not None for decision in decisions)
         assert sum(decision.allowed for decision in decisions if decision is not None) == BURST
-        assert opened(client) == (0, opened(client)[1])
-        assert opened(client)[1] <= MAX_CONNECTIONS
+        in_use, total = opened(client)
+        assert in_use == 0 and total <= MAX_CONNECTIONS
     finally:
         await client.aclose()
 

@@ -39,13 +39,17 @@ def _integer(name: str, raw: str) -> int:
     return int(raw) if len(raw) <= 4000 else MAX_SEQ + 1  # int() refuses longer digit strings
 
 
+def _after(name: str, raw: str) -> AfterSeq:
+    return AfterSeq(min(_integer(name, raw), MAX_SEQ))
+
+
 def parse_cursor(request: Request) -> Cursor:
     header = request.headers.get("last-event-id")
     if header is not None:
-        return AfterSeq(min(_integer("Last-Event-ID", header.strip()), MAX_SEQ))
+        return _after("Last-Event-ID", header.strip())
     query = request.query_params.get("last_event_id")
     if query is not None:
-        return AfterSeq(min(_integer("last_event_id", query), MAX_SEQ))
+        return _after("last_event_id", query)
     since = request.query_params.get("since")
     if since is not None:
         millis = _integer("since", since)
