@@ -31,7 +31,18 @@ async def test_a_heartbeat_writes_the_presence_hash_and_the_deadline(redis: Redi
         b"last_seen_ms": str(to_ms(START)).encode(),
     }
     assert await redis.zscore("tl:presence:deadlines", str(ALICE)) == to_ms(START) + 60_000
-    assert await redis.pttl(f"tl:presence:{ALICE}") > 60_000  # kept after going offline, for last_seen_at
+    assert await redis.pttl(f"tl:presence:{ALICE}") == -1  # kept for good: last_seen_at outlives any TTL
+
+
+async def test_a_heartbeat_takes_the_expiry_off_a_presence_hash_that_had_one(redis: Redis) -> None:
+    """Hashes written before presence was kept for good carried a 30-day TTL: after which the user was
+    shown as never seen (7.4). The next heartbeat makes the hash permanent."""
+    await redis.hset(f"tl:presence:{ALICE}", mapping={"status": "offline", "last_seen_ms": to_ms(START)})
+    await redis.pexpire(f"tl:presence:{ALICE}", 30 * 24 * 3600 * 1000)
+
+    await RedisPresenceStore(redis, clock=FakeClock(START)).heartbeat(ALICE, PresenceStatus.ONLINE)
+
+    assert await redis.pttl(f"tl:presence:{ALICE}") == -1
 
 
 async def test_typing_writes_the_conversation_hash_and_the_deadline(redis: Redis) -> None:

@@ -8,9 +8,11 @@ Layout (7.5)::
     tl:typing:<conversation_id>  hash        field <user_id>/<root_id or ->, value = expiry (ms)
     tl:typing:deadlines          sorted set  member <conversation_id>/<user_id>/<root_id or ->, score = expiry
 
-The deadlines decide; key TTLs only collect garbage: a presence hash lives :data:`PRESENCE_RETENTION_MS`
-after the last heartbeat (so an offline user keeps ``last_seen_at``), a typing hash
-:data:`TYPING_RETENTION_GRACE_MS` past its latest expiry (so the sweeper normally finds the entry first).
+The deadlines decide; key TTLs only collect garbage. A presence hash has none: an offline user keeps
+``last_seen_at`` however long ago it was (7.4 shows only users who never sent a heartbeat without one), at
+one small hash (about 150 bytes by ``MEMORY USAGE``) per user who ever did; a heartbeat also takes off the
+30-day TTL that earlier versions set. A typing hash lives :data:`TYPING_RETENTION_GRACE_MS` past its latest
+expiry (so the sweeper normally finds the entry first).
 
 Scripts read the Redis clock (``TIME``) unless a test passes its own ``now`` (``clock=``), like the rate
 limiter. A Redis failure, or no answer within ``command_timeout_seconds``, surfaces as
@@ -50,7 +52,6 @@ PRESENCE_KEY = "tl:presence:"
 PRESENCE_DEADLINES = "tl:presence:deadlines"
 TYPING_KEY = "tl:typing:"
 TYPING_DEADLINES = "tl:typing:deadlines"
-PRESENCE_RETENTION_MS = 30 * 24 * 3600 * 1000
 TYPING_RETENTION_GRACE_MS = 60_000
 COMMAND_TIMEOUT_SECONDS = 1.0
 
@@ -65,28 +66,28 @@ local function now_ms(given)
 end
 """
 
-# KEYS: deadlines, then one presence hash per heartbeat. ARGV: timeout_ms, retention_ms, now, then user_id,
-# status per heartbeat; applied in order. Returns {now, changed...}: changed = 1 when the stored status
+# KEYS: deadlines, then one presence hash per heartbeat. ARGV: timeout_ms, now, then user_id, status per
+# heartbeat; applied in order. Returns {now, changed...}: changed = 1 when the stored status
 # differed (never seen counts as offline).
 _HEARTBEAT = (
     _NOW
     + """
-local now = now_ms(ARGV[3])
+local now = now_ms(ARGV[2])
 local deadline = now + tonumber(ARGV[1])
 local result = {now}
 for i = 2, #KEYS do
-  local status = ARGV[2 * i + 1]
+  local status = ARGV[2 * i]
   local old = redis.call('HGET', KEYS[i], 'status')
   redis.call('HSET', KEYS[i], 'status', status, 'last_seen_ms', now)
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
-  redis.call('ZADD', KEYS[1], deadline, ARGV[2 * i])
+  redis.call('PERSIST', KEYS[i])
+  redis.call('ZADD', KEYS[1], deadline, ARGV[2 * i - 1])
   if old == status then result[i] = 0 else result[i] = 1 end
 end
 return result
 """
 )
 
-# KEYS: one presence hash per user. Returns status and last_seen_ms of each (nil when never seen or expired):
+# KEYS: one presence hash per user. Returns status and last_seen_ms of each (nil when never seen):
 # one command for a whole snapshot instead of a pipeline of HMGETs (redis-py packs and parses each one).
 _PRESENCE_OF = """
 local result = {}
@@ -258,7 +259,7 @@ class RedisPresenceStore:
         if not beats:
             return []
         keys = [PRESENCE_DEADLINES]
-        args: list[str | int] = [self.timeout_ms, PRESENCE_RETENTION_MS, self._now_arg()]
+        args: list[str | int] = [self.timeout_ms, self._now_arg()]
         for user_id, status in beats:
             keys.append(presence_key(user_id))
             args += (str(user_id), status.value)
