@@ -113,7 +113,7 @@ async def test_seconds_zero_stops_now(
     assert (await presence.snapshot(alice, plans)).json()["typing"] == []
 
 
-@pytest.mark.parametrize(("seconds", "lasts"), [(31, 30), (3600, 30), (-5, 0)])
+@pytest.mark.parametrize(("seconds", "lasts"), [(31, 30), (3600, 30), (-5, 0), (2**64, 30), (-(10**30), 0)])
 async def test_seconds_are_clamped(
     api: Api, presence: Presence, pool: asyncpg.Pool, redis_url: str, seconds: int, lasts: int
 ) -> None:

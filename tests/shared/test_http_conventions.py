@@ -107,10 +107,12 @@ async def test_json_with_a_charset_is_accepted(client: httpx.AsyncClient) -> Non
     assert response.status_code == 201
 
 
-async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/api/widgets", content=b'{"name":', headers={"content-type": "application/json"}
-    )
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"name":', b'{"name": "cog", "size": 1' + b"0" * 400 + b"}"],  # the second: beyond a double
+)
+async def test_malformed_json_is_400(client: httpx.AsyncClient, raw: bytes) -> None:
+    response = await client.post("/api/widgets", content=raw, headers={"content-type": "application/json"})
     assert_problem(response, 400, "invalid_request")
 
 
@@ -134,6 +136,36 @@ async def test_a_body_that_does_not_fit_is_422_with_field_details(
 ) -> None:
     problem = assert_problem(await client.post("/api/widgets", json=body), 422, "validation_failed")
     assert [error["field"] for error in problem["details"]["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("literal", "size"),
+    [
+        (b"18446744073709551616", 2**63 - 1),  # 2^64, which orjson reads as a float
+        (b"1" + b"0" * 300, 2**63 - 1),
+        (b"-9223372036854775809", -(2**63)),
+        (b"9223372036854775807", 2**63 - 1),
+    ],
+)
+async def test_an_integer_of_any_size_is_an_integer_held_to_64_bits(
+    client: httpx.AsyncClient, literal: bytes, size: int
+) -> None:
+    """A JSON integer is an integer whatever its size (1.5): bounded fields refuse it as out of range, clamped
+    ones clamp it; read as a float it would be refused as "not an integer"."""
+    body = b'{"name": "cog", "size": ' + literal + b"}"
+    response = await client.post("/api/widgets", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 201
+    assert response.json()["size"] == size
+
+
+@pytest.mark.parametrize("literal", [b"1e30", b"2.0", b"1.5e300"])
+async def test_a_number_written_with_a_fraction_or_an_exponent_is_not_an_integer(
+    client: httpx.AsyncClient, literal: bytes
+) -> None:
+    body = b'{"name": "cog", "size": ' + literal + b"}"
+    response = await client.post("/api/widgets", content=body, headers={"content-type": "application/json"})
+    problem = assert_problem(response, 422, "validation_failed")
+    assert [error["field"] for error in problem["details"]["errors"]] == ["size"]
 
 
 @pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"3"])
