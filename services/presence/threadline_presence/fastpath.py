@@ -39,7 +39,7 @@ from threadline_shared.leanpath import Response, plain_request
 from threadline_shared.limiter import Decision, Limiter
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord, own_headers
-from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
+from threadline_shared.ratelimit.http import UNDECIDED, Undecided, decide_http_limits, hand_on_decision
 from threadline_shared.ratelimit.rules import RuleBook
 from threadline_shared.sessions import SessionService, lookup_rows
 
@@ -51,8 +51,9 @@ HEARTBEAT_PATH = "/api/presence/heartbeat"
 MAX_BODY_BYTES = 256
 STATUSES = {None: PresenceStatus.ONLINE, "online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY}
 
-Answer = tuple[Headers | None, Decision | None]
-"""A heartbeat's response headers (None: hand the request on) and its rate-limit decision, if one was made."""
+Answer = tuple[Headers | None, Decision | Undecided | None]
+"""A heartbeat's response headers (None: hand the request on) and its rate-limit decision (None: no limit, or
+failed open), if one was made."""
 Job = tuple[str, PresenceStatus]  # bearer token, status
 LOOKUP_TIMEOUT_SECONDS = 2.0
 DECLINED = "threadline.heartbeat_declined"
@@ -124,11 +125,10 @@ class Heartbeats:
         answers it (503, ...). A rate-limit decision already made goes with the request (``DECIDED``), so
         that the full path does not charge it again."""
         failed = future.cancelled() or future.exception() is not None
-        headers, decision = (None, None) if failed else future.result()
+        headers, decision = (None, UNDECIDED) if failed else future.result()
         if headers is None:
             scope[DECLINED] = True
-            if decision is not None:
-                scope[DECIDED] = decision
+            hand_on_decision(scope, decision)
         return headers
 
     def begin(self, scope: Scope, body: bytes) -> tuple[asyncio.Future[Answer], bytes | None] | None:
@@ -155,7 +155,7 @@ class Heartbeats:
         assert self.limiter is not None and self.presence is not None
         async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # else a stuck query would hold every heartbeat
             rows = await lookup_rows(self.sessions.pool, [token for token, _ in jobs])
-        answers: list[Answer] = [(None, None)] * len(jobs)
+        answers: list[Answer] = [(None, UNDECIDED)] * len(jobs)
         made: list[tuple[int, UUID, PresenceStatus]] = []  # (job index, user, status) of settled sessions
         for index, ((_, status), row) in enumerate(zip(jobs, rows, strict=True)):
             if self.sessions.settled(row):

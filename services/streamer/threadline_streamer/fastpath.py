@@ -38,7 +38,7 @@ from threadline_shared.auth import SESSION_COOKIE, bearer_token
 from threadline_shared.limiter import Decision
 from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord
-from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
+from threadline_shared.ratelimit.http import UNDECIDED, Undecided, decide_http_limits, hand_on_decision
 from threadline_shared.sessions import SessionService, hash_token
 from threadline_streamer.connection import Connection
 from threadline_streamer.hub import Hub
@@ -102,8 +102,9 @@ class Accepted:
     prelude: bytes
 
 
-Answer = Accepted | Decision | None
-"""Accepted; or a decision the full application applies (a 429); or None: hand the request on."""
+Answer = Accepted | Decision | Undecided | None
+"""Accepted; else the request goes on to the full application, with the rate-limit decision made here (a
+denial it answers with the 429; None: no limit, or failed open), if one was made."""
 
 
 def plain_connect(scope: Scope) -> tuple[Job, bytes | None] | None:
@@ -177,12 +178,11 @@ class Connects:
         """The accepted connection from a done :meth:`submit` future, or None (and :data:`DECLINED` set)
         when the full application has to answer, with the rate-limit decision made here, if any."""
         failed = future.cancelled() or future.exception() is not None
-        answer = None if failed else future.result()
+        answer = UNDECIDED if failed else future.result()
         if isinstance(answer, Accepted):
             return answer
         scope[DECLINED] = True
-        if isinstance(answer, Decision):
-            scope[DECIDED] = answer
+        hand_on_decision(scope, answer)
         return None
 
     def finished(self, path: str, request_id: bytes, started: float) -> None:
@@ -215,7 +215,7 @@ class Connects:
                 _LOOKUP, [hash_token(job.token) for job in jobs], [job.conversation_id for job in jobs]
             )
         found = {row["n"] - 1: row for row in rows}
-        answers: list[Answer] = [None] * len(jobs)
+        answers: list[Answer] = [UNDECIDED] * len(jobs)
         accepted: list[int] = []
         stale: list[UUID] = []
         for index, job in enumerate(jobs):

@@ -8,11 +8,13 @@ request is authenticated, else per client IP.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from threadline_shared.errors import RateLimited
 from threadline_shared.limiter import Decision, Limiter, Rate
@@ -86,14 +88,32 @@ async def decide_http_limits(
 
 
 DECIDED = "threadline.rate_limit_decision"
-"""Scope key of a decision already made for this request (by a lean path that then handed the request on):
-the request is not charged a second time."""
+"""Scope key of the HTTP rate-limit decision already made for this request by a lean path that then handed
+the request on: a :class:`Decision`, or None when no limit applied or Redis failed and it failed open. The
+request is not charged, nor Redis asked, a second time (a failing Redis would fail it open twice, counting
+it twice and waiting for Redis twice)."""
+
+
+class Undecided(enum.Enum):
+    """No HTTP rate-limit decision was made for a request (its lean batch stopped before the limit)."""
+
+    UNDECIDED = "undecided"
+
+
+UNDECIDED = Undecided.UNDECIDED
+
+
+def hand_on_decision(scope: Scope, decision: Decision | Undecided | None) -> None:
+    """Put the decision made for a request handed on to the full application in its scope (DECIDED)."""
+    if decision is not UNDECIDED:
+        scope[DECIDED] = decision
 
 
 async def check_http_limit(request: Request, principal: Principal | None) -> None:
     """Decide the request's HTTP profile; raise 429 or remember the headers for the response."""
-    decision = request.scope.get(DECIDED)
-    if not isinstance(decision, Decision):
+    if DECIDED in request.scope:
+        decision: Decision | None = request.scope[DECIDED]
+    else:
         book: RuleBook | None = getattr(request.state, "rules", None)
         limiter: Limiter | None = getattr(request.state, "limiter", None)
         if book is None or limiter is None:

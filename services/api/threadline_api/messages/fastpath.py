@@ -65,7 +65,7 @@ from threadline_shared.microbatch import MicroBatcher
 from threadline_shared.middleware import Headers, RequestRecord
 from threadline_shared.presence.posting import clear_typing_after_posts
 from threadline_shared.problem import problem_bytes
-from threadline_shared.ratelimit.http import DECIDED, decide_http_limits
+from threadline_shared.ratelimit.http import UNDECIDED, Undecided, decide_http_limits, hand_on_decision
 from threadline_shared.ratelimit.rules import POSTING_PROFILE, RuleBook
 from threadline_shared.sessions import SessionService, lookup_rows
 
@@ -113,7 +113,10 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Declined:
-    decision: Decision | None = None
+    """A post the full application answers, with the HTTP rate-limit decision made here (None: no limit, or
+    failed open), if one was made."""
+
+    decision: Decision | Undecided | None = UNDECIDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +230,7 @@ class Posts:
         if isinstance(result, Answer):
             return result
         scope[DECLINED] = True
-        if result.decision is not None:
-            scope[DECIDED] = result.decision
+        hand_on_decision(scope, result.decision)
         return None
 
     def begin(
