@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from tests.presence.conftest import Presence, create_conversation, running_presence
@@ -97,36 +95,3 @@ async def test_presence_is_unavailable_while_redis_is_down_and_recovers_by_itsel
         assert stop["expires_at"] >= start["expires_at"]
         snapshot = (await presence.snapshot(alice, plans)).json()
         assert snapshot["participants"][0]["status"] == "online"
-
-
-def failed_open() -> float:
-    """``threadline_rate_limit_fail_open_total`` over every profile, in this process."""
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        if metric.name == "threadline_rate_limit_fail_open"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
-
-
-@pytest.mark.parametrize("protocol", ["own", "httptools"])
-async def test_a_heartbeat_with_redis_down_fails_open_once_not_again_on_the_full_path(
-    pool: asyncpg.Pool, database_url: str, own_redis: EmbeddedRedis, protocol: str
-) -> None:
-    """The lean path decided the rate limit (failing open), then met the failure and handed the heartbeat on:
-    the full path answers the 503 without asking Redis for the limit a second time (8.2)."""
-    redis_url = own_redis.url()
-    given: dict[str, Any] = {} if protocol == "own" else {"protocol": protocol}
-    async with (
-        running_api(database_url, redis_url) as api,
-        running_presence(database_url, redis_url, None, **given) as presence,
-    ):
-        alice = await api.persona("alice")
-        assert (await presence.heartbeat(alice)).status_code == 204
-        own_redis.stop()
-        before = failed_open()
-
-        assert_problem(await presence.heartbeat(alice), 503, "redis_unavailable")
-
-        assert failed_open() - before == 1
