@@ -30,8 +30,8 @@ async def assign(api: Api, admin: Persona, method: str, path: str, rps: float = 
 async def until_profile(
     api: Api, user: Persona | None, path: str, profile: str, **kwargs: Any
 ) -> httpx.Response:
-    """Requests ``path`` until the rule book reloaded (NOTIFY) and ``profile`` applies; at most 2 s."""
-    async with asyncio.timeout(2):
+    """Requests ``path`` until the rule book reloaded (NOTIFY) and ``profile`` applies; at most 10 s."""
+    async with asyncio.timeout(10):
         while True:
             response = await api.get(path, user, **kwargs)
             if response.headers.get("x-ratelimit-profile") == profile:

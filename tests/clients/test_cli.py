@@ -158,7 +158,9 @@ async def test_post_reply_edit_delete_then_threads_and_the_reply_tree(terminal_f
 async def test_ask_prints_the_assistant_answer_token_by_token(terminal_for: TerminalFor) -> None:
     (alice,) = await signed_up(terminal_for, "alice")
     conversation = (await alice.json("conversations", "create", "Ask me"))["conversation_id"]
-    question = "one two three four five six seven eight nine ten"
+    # Forty words, one token each: over a second of streaming, so that a stalled host cannot merge them all
+    # into one or two writes.
+    question = " ".join(f"word{n}" for n in range(40))
     process = await alice.spawn("ask", conversation, question)
     assert process.stdout is not None
     pieces: list[tuple[float, bytes]] = []

@@ -45,7 +45,7 @@ async def api(stack: Stack, pool: asyncpg.Pool) -> AsyncIterator[Api]:
 
 async def answered_by(stack: Stack, request_id: str) -> str:
     """The process whose access log holds ``request_id`` (the edge passes X-Request-ID through)."""
-    for _ in range(50):
+    for _ in range(200):  # up to 10 s
         found = [name for name in ("api", "streamer", "presence") if request_id in stack.logs(name)]
         if found:
             assert len(found) == 1, found
@@ -115,5 +115,7 @@ async def test_stream_events_cross_the_edge_unbuffered(stack: Stack, api: Api) -
         event = await stream.until("message.created")
         live = time.perf_counter() - answered
     assert event.payload["content"] == "through"
-    assert first_event <= 1.0, f"first event after {first_event * 1000:.0f} ms"
-    assert live <= 1.0, f"live event {live * 1000:.0f} ms after the post answered"
+    # A buffering edge holds small events until its buffer fills (never, at this rate); the bound leaves room
+    # for a contended host. Typical: a few milliseconds.
+    assert first_event <= 5.0, f"first event after {first_event * 1000:.0f} ms"
+    assert live <= 5.0, f"live event {live * 1000:.0f} ms after the post answered"

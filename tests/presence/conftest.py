@@ -72,7 +72,7 @@ async def running_presence(
     settings = PresenceSettings.load(env="test", database_url=database_url, redis_url=redis_url, **overrides)
     assert isinstance(settings, PresenceSettings)
     app = create_app(settings, clock=clock)
-    async with serve_app(app, http=protocol) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve_app(app, http=protocol) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         yield Presence(url, http, clock or FakeClock(), app)
 
 

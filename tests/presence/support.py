@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -77,8 +77,14 @@ class Subscriber:
 
     async def wait_for(self, count: int, timeout: float = 5) -> list[tuple[UUID, dict[str, Any]]]:
         """At least ``count`` envelopes received (bounded wait); returns all received so far."""
+        return await self.wait_until(lambda received: len(received) >= count, timeout)
+
+    async def wait_until(
+        self, done: Callable[[list[tuple[UUID, dict[str, Any]]]], bool], timeout: float = 5
+    ) -> list[tuple[UUID, dict[str, Any]]]:
+        """Until ``done`` holds for the envelopes received (bounded wait); returns all received so far."""
         async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.received) >= count), timeout)
+            await asyncio.wait_for(self._arrived.wait_for(lambda: done(self.received)), timeout)
         return list(self.received)
 
     async def quiet(self, seconds: float) -> list[tuple[UUID, dict[str, Any]]]:

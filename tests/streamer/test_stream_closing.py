@@ -35,7 +35,9 @@ from tests.support.traffic import (
 pytestmark = pytest.mark.e2e
 
 CLOSED = "threadline_stream_closed_total"
-LATENCY_P95_BOUND_SECONDS = 1.0  # a stalled neighbour would add the 2 s write timeout; a loaded CI host 0.3 s
+LATENCY_P95_BOUND_SECONDS = 1.5
+"""A neighbour stalling the others would add its 2 s write timeout; typical p95 is a few milliseconds, 0.3 s
+on a loaded host (the p95 of 5-30 samples is close to their maximum: one pause of the host counts)."""
 
 
 @dataclass
@@ -185,7 +187,11 @@ async def test_a_client_that_stops_reading_is_dropped_without_slowing_the_others
     assert len(during) >= 5, "replies were posted while the stalled client was being dropped"
     assert p95_latency(before, carol) < LATENCY_P95_BOUND_SECONDS
     assert p95_latency(during, carol) < LATENCY_P95_BOUND_SECONDS
-    assert await metric(streamer, "threadline_stream_connections") == 0
+    await wait_until(lambda: gauge_is_zero(streamer), timeout=10)  # carol's close reaches the server
+
+
+async def gauge_is_zero(streamer: str) -> bool:
+    return await metric(streamer, "threadline_stream_connections") == 0
 
 
 @pytest.mark.timeout(120)  # fixtures start processes; the default 60 s covers them too

@@ -91,14 +91,24 @@ async def test_an_open_stream_gets_every_event_once_while_the_listen_connection_
     root = await post_root(api, alice, conversation, "still here?")
     start = await last_seq(pool, conversation)
     outages: list[tuple[float, float]] = []
+    cuts = 0
+
+    async def after_the_cuts_due(n: int) -> None:
+        """Replies 30-59 wait for the first cut, 60-89 for the second: some are posted during an outage
+        however fast the api is."""
+        while cuts < n // 30:
+            await asyncio.sleep(0.005)
 
     async with following(stack.url("streamer"), conversation, bob, start) as follower:
         async with asyncio.timeout(60), asyncio.TaskGroup() as tasks:
-            writing = tasks.create_task(post_replies(api, [alice, bob, carol], root, 90))
+            writing = tasks.create_task(
+                post_replies(api, [alice, bob, carol], root, 90, gate=after_the_cuts_due)
+            )
             pid = await listener_pid(pool)
             for _ in range(3):
                 await asyncio.sleep(0.3)
                 cut = time.monotonic()
+                cuts += 1
                 await terminate(pool, pid)
                 pid = await listener_pid(pool, other_than=pid)
                 outages.append((cut, time.monotonic()))

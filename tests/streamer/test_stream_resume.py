@@ -55,7 +55,7 @@ class Reader:
         return cursor
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)  # setup included: the first test of a worker starts its stack
 async def test_a_client_dropping_its_connection_200_times_under_load_misses_and_repeats_nothing(
     stack: Stack, api: Api, pool: asyncpg.Pool
 ) -> None:
@@ -92,7 +92,7 @@ async def test_a_client_dropping_its_connection_200_times_under_load_misses_and_
                 await remove_participant(api, alice, conversation, erin)
 
         cursor, during_writes = start, 0
-        async with asyncio.timeout(120), asyncio.TaskGroup() as tasks:
+        async with asyncio.timeout(180), asyncio.TaskGroup() as tasks:
             tasks.create_task(write())
             tasks.create_task(toggle_erin())
             while reader.connections < RECONNECTS:

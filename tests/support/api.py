@@ -44,7 +44,7 @@ class Persona:
         """A cookie-authenticated client, sending the CSRF header unless told not to."""
         headers = {"X-CSRF-TOKEN": self.csrf_token} if csrf else {}
         cookies = {"SESSION_ID": self.token, "CSRF-TOKEN": self.csrf_token}
-        return httpx.AsyncClient(base_url=self.api.url, cookies=cookies, headers=headers)
+        return httpx.AsyncClient(base_url=self.api.url, cookies=cookies, headers=headers, timeout=30)
 
 
 @dataclass
@@ -115,5 +115,8 @@ async def running_api(
     assert isinstance(settings, ApiSettings)
     clock = FakeClock(datetime.now(UTC))
     app = create_app(settings, clock=clock, query_observer=query_observer)
-    async with serve_app(app, http=ApiHttpProtocol) as url, httpx.AsyncClient(base_url=url) as http:
+    async with (
+        serve_app(app, http=ApiHttpProtocol) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,  # some tests hold a request while they act
+    ):
         yield Api(url, clock, settings, http, app=app)
