@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,6 +21,7 @@ from tests.support.servers import (
     start_servers,
 )
 from tests.support.stack import Stack, running_stack
+from threadline_devstack.servers import EmbeddedRedis
 from threadline_shared.db import create_pool
 
 # Every service the suite starts, in-process or as a process (they inherit THREADLINE_*), waits up to 5 s for
@@ -50,6 +52,17 @@ def database_url(servers: SuiteServers, request: pytest.FixtureRequest) -> Itera
 @pytest.fixture
 def redis_url(servers: SuiteServers) -> str:
     return servers.redis_url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of the test's own, for tests that stop it (the suite's Redis stays up for the others)."""
+    server = EmbeddedRedis(tmp_path / "redis", durable=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ that the test stops (``pool`` empties the tables after each test)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,16 +18,6 @@ from tests.support.api import running_api
 from tests.support.conversations import add_participant, create_conversation
 from tests.support.problems import assert_problem
 from threadline_devstack.servers import EmbeddedRedis
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", durable=False)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def failed_open() -> float:

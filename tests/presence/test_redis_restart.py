@@ -6,12 +6,9 @@ Runs against a Redis of its own, so that stopping it leaves the suite's Redis al
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from tests.presence.conftest import Presence, create_conversation, running_presence
@@ -20,16 +17,6 @@ from tests.support.api import running_api
 from tests.support.problems import assert_problem
 from threadline_devstack.servers import EmbeddedRedis
 from threadline_shared.presence.posting import clear_typing_after_post
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", durable=False)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def ready(presence: Presence) -> httpx.Response:
