@@ -17,8 +17,8 @@ from threadline_shared.errors import InvalidRequest, UnsupportedMediaType, Valid
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _DECIMAL = re.compile(r"^[0-9]+$")
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+WIDE = 2.0**63
 
 
 def path_uuid(request: Request, name: str) -> UUID:
@@ -72,13 +72,35 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 def _decode(raw: bytes) -> object:
     """``raw`` as orjson reads it, except that an integer keeps being an integer whatever its size, held to
     64 bits: orjson reads one beyond 64 bits as a float, which a strict integer field would refuse as "not an
-    integer", where a bounded field should say "out of range" and a clamped one clamp it (1.5, 7.3). Such a
-    body (one with a run of 19 digits) is read again with the standard library's parser, which keeps them
-    integers. An integer beyond a double's range (over 308 digits) stays malformed JSON (400)."""
+    integer", where a bounded field should say "out of range" and a clamped one clamp it (1.5, 7.3). A body
+    holding such a number is read again with the standard library's parser, which keeps integers; nested
+    deeper than that parser goes, it stays as orjson read it. An integer beyond a double's range (over 308
+    digits) stays malformed JSON (400)."""
     data = orjson.loads(raw)
-    if _LONG_DIGITS.search(raw) is None:
+    if not _may_hold_a_wide_integer(data):
         return data
-    return json.loads(raw, parse_int=_int64)
+    try:
+        return json.loads(raw, parse_int=_int64)
+    except (RecursionError, ValueError):
+        return data
+
+
+def _may_hold_a_wide_integer(data: object) -> bool:
+    """Whether orjson's reading holds a float of 2^63 or more (an integer literal beyond 64 bits may have
+    become one) or an integer beyond int64. Walked without recursion: orjson allows 1,024 levels."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, float):
+            if abs(item) >= WIDE:
+                return True
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            return True
+    return False
 
 
 def _int64(digits: str) -> int:

@@ -127,6 +127,23 @@ async def test_seconds_are_clamped(
     assert payload["expires_at"] == at(presence, lasts)
 
 
+async def test_a_deeply_nested_body_with_a_long_number_is_read_as_orjson_reads_it(
+    api: Api, presence: Presence, pool: asyncpg.Pool
+) -> None:
+    """Nested deeper than the standard library's parser can go (orjson allows 1,024 levels), with a number
+    that makes the body be read again for its integers: the body is read as orjson read it, not a 500."""
+    alice = await api.persona("alice")
+    plans = await create_conversation(pool, alice)
+    extra = "[" * 1000 + "12345678901234567890123" + "]" * 1000
+    body = f'{{"conversation_id": "{plans}", "seconds": 5, "extra": {extra}}}'
+
+    response = await presence.http.post(
+        "/api/typing", content=body, headers={**alice.bearer, "content-type": "application/json"}
+    )
+
+    assert response.status_code == 204
+
+
 async def test_viewers_cannot_type(api: Api, presence: Presence, pool: asyncpg.Pool) -> None:
     alice, bob = await api.persona("alice"), await api.persona("bob")
     plans = await create_conversation(pool, alice, bob=(bob, "viewer"))
