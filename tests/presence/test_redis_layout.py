@@ -45,6 +45,21 @@ async def test_a_heartbeat_takes_the_expiry_off_a_presence_hash_that_had_one(red
     assert await redis.pttl(f"tl:presence:{ALICE}") == -1
 
 
+async def test_going_offline_takes_the_expiry_off_a_presence_hash_that_had_one(redis: Redis) -> None:
+    """A user already online when presence began keeping hashes for good: going offline makes it permanent
+    too (an earlier replica's heartbeat had set the TTL)."""
+    clock = FakeClock(START)
+    store = RedisPresenceStore(redis, timeout_seconds=60, clock=clock)
+    await store.heartbeat(ALICE, PresenceStatus.ONLINE)
+    await redis.pexpire(f"tl:presence:{ALICE}", 30 * 24 * 3600 * 1000)
+    clock.advance(61)
+
+    [offline] = await store.expire_presence(await store.due_presence(10))
+
+    assert offline.status is PresenceStatus.OFFLINE
+    assert await redis.pttl(f"tl:presence:{ALICE}") == -1
+
+
 async def test_typing_writes_the_conversation_hash_and_the_deadline(redis: Redis) -> None:
     clock = FakeClock(START)
     store = RedisPresenceStore(redis, clock=clock)

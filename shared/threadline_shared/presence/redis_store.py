@@ -9,10 +9,10 @@ Layout (7.5)::
     tl:typing:deadlines          sorted set  member <conversation_id>/<user_id>/<root_id or ->, score = expiry
 
 The deadlines decide; key TTLs only collect garbage. A presence hash has none: an offline user keeps
-``last_seen_at`` however long ago it was (7.4 shows only users who never sent a heartbeat without one), at
-one small hash (about 150 bytes by ``MEMORY USAGE``) per user who ever did; a heartbeat also takes off the
-30-day TTL that earlier versions set. A typing hash lives :data:`TYPING_RETENTION_GRACE_MS` past its latest
-expiry (so the sweeper normally finds the entry first).
+``last_seen_at`` however long ago it was, for as long as Redis keeps its data (7.4 shows only users who never
+sent a heartbeat without one), at one small hash (about 150 bytes by ``MEMORY USAGE``) per user who ever did.
+A heartbeat and going offline also take off the 30-day TTL that earlier versions set. A typing hash lives
+:data:`TYPING_RETENTION_GRACE_MS` past its latest expiry (so the sweeper normally finds the entry first).
 
 Scripts read the Redis clock (``TIME``) unless a test passes its own ``now`` (``clock=``), like the rate
 limiter. A Redis failure, or no answer within ``command_timeout_seconds``, surfaces as
@@ -120,6 +120,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 local seen = redis.call('HGET', KEYS[1], 'last_seen_ms')
 if not seen then return {0} end
 redis.call('HSET', KEYS[1], 'status', 'offline')
+redis.call('PERSIST', KEYS[1])
 return {1, tonumber(seen)}
 """
 )
