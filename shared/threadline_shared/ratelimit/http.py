@@ -111,9 +111,8 @@ def hand_on_decision(scope: Scope, decision: Decision | Undecided | None) -> Non
 
 async def check_http_limit(request: Request, principal: Principal | None) -> None:
     """Decide the request's HTTP profile; raise 429 or remember the headers for the response."""
-    if DECIDED in request.scope:
-        decision: Decision | None = request.scope[DECIDED]
-    else:
+    decision: Decision | Undecided | None = request.scope.get(DECIDED, UNDECIDED)
+    if decision is UNDECIDED:
         book: RuleBook | None = getattr(request.state, "rules", None)
         limiter: Limiter | None = getattr(request.state, "limiter", None)
         if book is None or limiter is None:
